@@ -1,0 +1,1 @@
+"""Connector plugins: the SDK (`base`), the registry and the built-in connectors."""
