@@ -84,9 +84,7 @@ def main_options(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks and debug logs.")
-    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
 ) -> None:
     """flowkit: back-office recipes from cron, exactly once per item."""
     global _debug
@@ -381,14 +379,16 @@ def main(argv: list[str] | None = None) -> Any:
         sys.stderr.write("flowkit: interrupted\n")
         sys.exit(130)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, typer.Abort):
             sys.stderr.write("flowkit: interrupted\n")
             sys.exit(130)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+        if isinstance(exc, typer.TyperException):
+            show = getattr(exc, "show", None)
+            if callable(show):
+                show()
+            else:
+                sys.stderr.write(f"flowkit: error: {exc.format_message()}\n")
+            sys.exit(exc.exit_code)
         if debug:
             raise
         sys.exit(_report_crash(exc))

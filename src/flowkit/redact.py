@@ -67,7 +67,9 @@ def redact(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {redact_text(str(k)) if isinstance(k, str) else k: redact(v) for k, v in value.items()}
+        return {
+            redact_text(str(k)) if isinstance(k, str) else k: redact(v) for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     return value

@@ -1,0 +1,1 @@
+"""The recipe format: models, commerce-safe YAML loading and the validating loader."""
