@@ -1,0 +1,513 @@
+"""The HTTP layer every HTTP connector shares: one pooled client, classified errors.
+
+`HttpClient` sends requests (httpx requests and auth flows, `AiohttpTransport` underneath by
+default) and turns every failure into a `ConnectorError` whose `ErrorKind` drives the engine's
+retries:
+
+    connect error / connect timeout      TRANSIENT / TIMEOUT, maybe_sent=False
+    read timeout                         TIMEOUT, maybe_sent=True
+    connection dropped after sending     TRANSIENT, maybe_sent=True
+    429                                  RATE_LIMITED, retry_after from Retry-After
+    5xx                                  TRANSIENT (Retry-After honoured when present)
+    401 / 403                            AUTH          404  NOT_FOUND      409  CONFLICT
+    400 / 422                            VALIDATION    other 4xx (and 3xx)  PERMANENT
+
+Messages read "HTTP 503 from POST /v1/charges: <the API's own message>": the path never
+carries the query string and known secrets are masked. The layer never retries (the engine
+does); the one exception is an OAuth2 flow refreshing its token once on a 401.
+
+Also here: `RateLimiter` (protocol) and `TokenBucket` pacing, pagination helpers with guards
+against cursors that do not advance, and `next_link` for RFC 8288 `Link` headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json as jsonlib
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import httpx
+
+from flowkit import __version__
+from flowkit.connectors.auth import TOKEN_REQUEST, FlowkitAuth
+from flowkit.connectors.base import Runtime
+from flowkit.connectors.http_transport import AiohttpTransport
+from flowkit.errors import ConnectorError, ErrorKind
+
+__all__ = [
+    "HttpClient",
+    "RateLimiter",
+    "TokenBucket",
+    "default_error_message",
+    "kind_for_status",
+    "next_link",
+    "paginate_cursor",
+    "paginate_pages",
+    "parse_retry_after",
+]
+
+_MESSAGE_LIMIT = 300
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class RateLimiter(Protocol):
+    """Paces requests of one connection. `acquire` before sending, `observe` every answer."""
+
+    async def acquire(self, cost: float = 1) -> None: ...
+
+    def observe(self, response: httpx.Response) -> None: ...
+
+
+class TokenBucket:
+    """At most `rate` requests per second on average, bursts of up to `burst`.
+
+    Concurrent callers reserve tokens in arrival order (the balance may go negative) and each
+    sleeps until its reservation is covered. A 429 with `Retry-After` empties the bucket for
+    that long, so the other requests of the run back off too.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        if burst < 1:
+            raise ValueError("burst must be at least 1")
+        self.rate = float(rate)
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = float(burst)
+        self._updated = clock()
+
+    def _refill(self) -> float:
+        now = self._clock()
+        elapsed = max(0.0, now - self._updated)
+        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+        self._updated = now
+        return now
+
+    @property
+    def tokens(self) -> float:
+        """Tokens available now (negative while callers wait for reservations)."""
+        self._refill()
+        return self._tokens
+
+    async def acquire(self, cost: float = 1) -> None:
+        self._refill()
+        self._tokens -= cost
+        if self._tokens < 0:
+            await self._sleep(-self._tokens / self.rate)
+
+    def observe(self, response: httpx.Response) -> None:
+        if response.status_code != 429:
+            return
+        wait = parse_retry_after(response.headers.get("Retry-After"))
+        if wait:
+            self._refill()
+            self._tokens = min(self._tokens, -wait * self.rate)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` value: delta-seconds or an HTTP-date (RFC 9110
+    section 10.2.3). None when absent or unreadable; never negative."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is always GMT
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def kind_for_status(status: int) -> ErrorKind:
+    """The default classification of a non-2xx status."""
+    if status == 429:
+        return ErrorKind.RATE_LIMITED
+    if status >= 500:
+        return ErrorKind.TRANSIENT
+    if status in (401, 403):
+        return ErrorKind.AUTH
+    if status == 404:
+        return ErrorKind.NOT_FOUND
+    if status == 409:
+        return ErrorKind.CONFLICT
+    if status in (400, 422):
+        return ErrorKind.VALIDATION
+    return ErrorKind.PERMANENT
+
+
+def _first_text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, dict):
+        for key in ("message", "error_description", "detail", "description", "error", "title"):
+            found = _first_text(value.get(key))
+            if found:
+                return found
+    if isinstance(value, list) and value:
+        return _first_text(value[0])
+    return None
+
+
+def default_error_message(response: httpx.Response) -> str:
+    """The API's own message from a JSON error body (`message`, `error.message`,
+    `errors[0].message`, `detail`, ...), else the start of the body text."""
+    try:
+        body = jsonlib.loads(response.content)
+    except ValueError:
+        body = None
+    if body is not None:
+        found = _first_text(body)
+        if not found and isinstance(body, dict):
+            found = _first_text(body.get("errors"))
+        if found:
+            return found
+    text = " ".join(response.text.split())
+    return text or response.reason_phrase
+
+
+def _describe(request: httpx.Request) -> str:
+    return f"{request.method} {request.url.path or '/'}"
+
+
+class HttpClient:
+    """A pooled HTTP client for one connection: auth, base URL, timeouts, pacing, errors."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: httpx.Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+        max_connections: int = 100,
+        rate_limiter: RateLimiter | None = None,
+        error_message: Callable[[httpx.Response], str] | None = None,
+        classify: Callable[[httpx.Response, ErrorKind], ErrorKind] | None = None,
+        runtime: Runtime | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        name: str = "http",
+    ) -> None:
+        self.name = name
+        self.base_url = httpx.URL(base_url) if base_url else httpx.URL("")
+        if self.base_url.raw_path and not self.base_url.raw_path.endswith(b"/"):
+            self.base_url = self.base_url.copy_with(raw_path=self.base_url.raw_path + b"/")
+        self.auth = auth
+        self.timeout = timeout
+        self.rate_limiter = rate_limiter
+        self._error_message = error_message or default_error_message
+        self._classify = classify
+        self._runtime = runtime
+        self._transport = transport or AiohttpTransport(max_connections=max_connections)
+        self._headers = httpx.Headers(
+            {"User-Agent": f"flowkit/{__version__}", "Accept-Encoding": "gzip, deflate"}
+        )
+        self._headers.update(headers or {})
+        self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": None}
+        self._secrets: list[str] = []
+        self._debug = runtime.debug if runtime is not None else None
+        if isinstance(auth, FlowkitAuth):
+            auth.attach(self.add_secret)
+
+    # secrets ---------------------------------------------------------------------------
+    def add_secret(self, value: str) -> None:
+        """Mask `value` in this client's messages and in the host's output."""
+        if not value or value in self._secrets:
+            return
+        self._secrets.append(value)
+        self._secrets.sort(key=len, reverse=True)
+        if self._runtime is not None:
+            self._runtime.register_secret(value)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    # requests --------------------------------------------------------------------------
+    def build_request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Request:
+        target = self._merge_url(url)
+        merged = self._headers.copy()
+        if headers:
+            merged.update(headers)
+        return httpx.Request(
+            method.upper(),
+            target,
+            params=params,
+            json=json,
+            data=data,
+            content=content,
+            headers=merged,
+            extensions={"timeout": self._timeouts},
+        )
+
+    def _merge_url(self, url: str | httpx.URL) -> httpx.URL:
+        target = httpx.URL(url)
+        if target.is_relative_url:
+            if not self.base_url.scheme:
+                raise ValueError(f"relative URL {target} needs a base_url")
+            raw = self.base_url.raw_path + target.raw_path.lstrip(b"/")
+            return self.base_url.copy_with(raw_path=raw)
+        return target
+
+    async def request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> httpx.Response:
+        """Send a request and return its 2xx response; any other outcome raises a classified
+        `ConnectorError` (with `check=False`, non-2xx responses are returned too)."""
+        request = self.build_request(
+            method, url, params=params, json=json, data=data, content=content, headers=headers
+        )
+        response = await self.send(request)
+        if check and not response.is_success:
+            raise self.error_for(response)
+        return response
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """Send a built request through auth, pacing and the transport; the body is read."""
+        if self.auth is None:
+            return await self._send_once(request)
+        flow = self.auth.async_auth_flow(request)
+        try:
+            current = await flow.__anext__()
+            while True:
+                response = await self._send_once(current)
+                try:
+                    current = await flow.asend(response)
+                except StopAsyncIteration:
+                    return response
+        finally:
+            await flow.aclose()
+
+    async def _send_once(self, request: httpx.Request) -> httpx.Response:
+        if self.rate_limiter is not None:
+            await self.rate_limiter.acquire()
+        started = time.perf_counter()
+        try:
+            response = await self._transport.handle_async_request(request)
+            await response.aread()
+        except httpx.TransportError as exc:
+            self._log(request, None, started, exc)
+            raise self._transport_error(request, exc) from None
+        response.request = request
+        if self.rate_limiter is not None:
+            self.rate_limiter.observe(response)
+        self._log(request, response, started, None)
+        return response
+
+    def _log(
+        self,
+        request: httpx.Request,
+        response: httpx.Response | None,
+        started: float,
+        exc: Exception | None,
+    ) -> None:
+        if self._debug is None:
+            return
+        ms = (time.perf_counter() - started) * 1000
+        outcome = str(response.status_code) if response is not None else type(exc).__name__
+        self._debug(self.redact(f"{self.name}: {_describe(request)} -> {outcome} ({ms:.1f} ms)"))
+
+    def _transport_error(self, request: httpx.Request, exc: httpx.TransportError) -> ConnectorError:
+        where = _describe(request)
+        # A token request failing means the API request itself was never sent.
+        token = bool(request.extensions.get(TOKEN_REQUEST))
+        detail = self.redact(str(exc) or type(exc).__name__)
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            kind, sent, what = ErrorKind.TIMEOUT, False, "connect timeout"
+        elif isinstance(exc, httpx.TimeoutException):
+            kind, sent, what = ErrorKind.TIMEOUT, True, "no response in time"
+        elif isinstance(exc, httpx.ConnectError):
+            kind, sent, what = ErrorKind.TRANSIENT, False, "cannot connect"
+        elif isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+            kind, sent, what = ErrorKind.PERMANENT, False, "invalid request"
+        else:
+            kind, sent, what = ErrorKind.TRANSIENT, True, "connection failed"
+        if token:
+            sent = False
+        message = f"{what} for {where} ({self.redact(request.url.host)}): {detail}"
+        return ConnectorError(message, kind=kind, maybe_sent=sent)
+
+    def error_for(self, response: httpx.Response) -> ConnectorError:
+        """The classified `ConnectorError` for a non-2xx response."""
+        status = response.status_code
+        kind = kind_for_status(status)
+        if self._classify is not None:
+            kind = self._classify(response, kind)
+        retry_after = None
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        try:
+            detail = self._error_message(response)
+        except Exception:  # a broken extractor must not hide the HTTP error itself
+            detail = response.text
+        detail = " ".join(detail.split())
+        if len(detail) > _MESSAGE_LIMIT:
+            detail = detail[: _MESSAGE_LIMIT - 3] + "..."
+        if 300 <= status < 400 and "location" in response.headers:
+            detail = f"redirected to {response.headers['location']}"
+        request = response.request
+        message = self.redact(f"HTTP {status} from {_describe(request)}: {detail}")
+        return ConnectorError(message, kind=kind, status=status, retry_after=retry_after)
+
+    def json(self, response: httpx.Response) -> Any:
+        """The JSON body of a response, or ConnectorError(PERMANENT, "malformed JSON ...")."""
+        try:
+            return jsonlib.loads(response.content)
+        except ValueError as exc:
+            request = response.request
+            raise ConnectorError(
+                self.redact(f"malformed JSON from {_describe(request)}: {exc}"),
+                kind=ErrorKind.PERMANENT,
+                status=response.status_code,
+                maybe_sent=request.method not in _SAFE_METHODS,
+            ) from None
+
+    async def request_json(self, method: str, url: str | httpx.URL, **kwargs: Any) -> Any:
+        """`request` and then `json`."""
+        return self.json(await self.request(method, url, **kwargs))
+
+    async def get_json(self, url: str | httpx.URL, **kwargs: Any) -> Any:
+        return await self.request_json("GET", url, **kwargs)
+
+    async def post_json(self, url: str | httpx.URL, **kwargs: Any) -> Any:
+        return await self.request_json("POST", url, **kwargs)
+
+    async def put_json(self, url: str | httpx.URL, **kwargs: Any) -> Any:
+        return await self.request_json("PUT", url, **kwargs)
+
+    async def patch_json(self, url: str | httpx.URL, **kwargs: Any) -> Any:
+        return await self.request_json("PATCH", url, **kwargs)
+
+    async def delete_json(self, url: str | httpx.URL, **kwargs: Any) -> Any:
+        return await self.request_json("DELETE", url, **kwargs)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+
+# pagination ------------------------------------------------------------------------------
+
+
+async def paginate_cursor(
+    fetch: Callable[[str | None], Awaitable[tuple[list[Any], str | None]]],
+    *,
+    max_pages: int = 1000,
+) -> AsyncIterator[Any]:
+    """Items of every page: `fetch(cursor)` returns (items, next cursor or None); the first
+    call gets None. A cursor seen before raises instead of looping forever."""
+    seen: set[str] = set()
+    cursor: str | None = None
+    for _ in range(max_pages):
+        items, following = await fetch(cursor)
+        for item in items:
+            yield item
+        if following is None or following == "":
+            return
+        if following in seen or following == cursor:
+            raise ConnectorError(
+                f"pagination did not advance: the API returned cursor {following!r} again",
+                kind=ErrorKind.PERMANENT,
+            )
+        seen.add(following)
+        cursor = following
+    raise ConnectorError(
+        f"pagination did not finish within {max_pages} pages", kind=ErrorKind.PERMANENT
+    )
+
+
+async def paginate_pages(
+    fetch: Callable[[int], Awaitable[tuple[list[Any], bool]]],
+    *,
+    start: int = 1,
+    max_pages: int = 1000,
+) -> AsyncIterator[Any]:
+    """Items of numbered pages: `fetch(page)` returns (items, has_more). A page that is empty
+    while more are announced, or repeats the previous page, raises instead of looping."""
+    previous: list[Any] | None = None
+    page = start
+    for _ in range(max_pages):
+        items, has_more = await fetch(page)
+        if has_more and (not items or items == previous):
+            raise ConnectorError(
+                f"pagination did not advance: page {page} "
+                + ("is empty" if not items else "repeats the previous page")
+                + " but more pages are announced",
+                kind=ErrorKind.PERMANENT,
+            )
+        for item in items:
+            yield item
+        if not has_more:
+            return
+        previous = items
+        page += 1
+    raise ConnectorError(
+        f"pagination did not finish within {max_pages} pages", kind=ErrorKind.PERMANENT
+    )
+
+
+_LINK_VALUE = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
+_LINK_PARAM = re.compile(r';\s*([^\s=;,]+)\s*=\s*(?:"([^"]*)"|([^\s;,]+))')
+
+
+def next_link(response: httpx.Response) -> str | None:
+    """The absolute URL of the `rel="next"` target of the `Link` header(s) (RFC 8288)."""
+    for header in response.headers.get_list("link"):
+        for match in _LINK_VALUE.finditer(header):
+            target, params = match.group(1), match.group(2)
+            for param in _LINK_PARAM.finditer(params):
+                if param.group(1).lower() != "rel":
+                    continue
+                rels = (param.group(2) if param.group(2) is not None else param.group(3)) or ""
+                if "next" in rels.lower().split():
+                    try:
+                        base = response.request.url
+                    except RuntimeError:  # a response built without its request
+                        return target
+                    return str(base.join(target))
+    return None
