@@ -1,0 +1,78 @@
+"""`flowkit runs list` and `flowkit runs show RUN`: the run history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flowkit.commands._store import table, when, with_store
+from flowkit.errors import ExitCode
+
+
+def list_runs(*, state: Path | None, recipe: str | None, limit: int) -> int:
+    from flowkit import redact
+
+    runs = with_store(state, lambda s: s.list_runs(recipe, limit))
+    if runs is None:
+        return ExitCode.OK
+    if not runs:
+        print("no runs recorded")
+        return ExitCode.OK
+    rows = []
+    for r in runs:
+        s = r.summary or {}
+        rows.append([
+            r.id, r.recipe, r.status, when(r.started_at),
+            str(s.get("new", "")), str(s.get("done", "")), str(s.get("failed", "")),
+            str(s.get("waiting", "")),
+        ])
+    print(redact.redact_text(table(rows, ["RUN", "RECIPE", "STATUS", "STARTED (UTC)", "NEW",
+                                          "DONE", "FAILED", "WAITING"])))
+    return ExitCode.OK
+
+
+def show_run(run_id: str, *, state: Path | None) -> int:
+    import sys
+
+    from flowkit import redact
+    from flowkit.state.base import StateStore
+
+    async def fetch(store: StateStore) -> tuple[object, list[object]] | str:
+        runs = await store.list_runs(None, 1000)
+        if run_id == "last":
+            matches = runs[:1]
+        else:
+            matches = [r for r in runs if r.id == run_id] or [
+                r for r in runs if r.id.startswith(run_id)
+            ]
+        if len(matches) != 1:
+            return "no run matches" if not matches else "several runs match; give more of the id"
+        run = matches[0]
+        return run, list(await store.run_attempts(run.id))
+
+    result = with_store(state, fetch)
+    if result is None:
+        return ExitCode.FAILED
+    if isinstance(result, str):
+        sys.stderr.write(f"flowkit: error: run '{run_id}': {result}\n")
+        return ExitCode.FAILED
+    run, attempts = result
+    s = run.summary or {}  # type: ignore[attr-defined]
+    print(f"run {run.id}  recipe {run.recipe}  status {run.status}")  # type: ignore[attr-defined]
+    print(f"started {when(run.started_at)}  finished {when(run.finished_at)}")  # type: ignore[attr-defined]
+    print(f"items: {s.get('new', 0)} new, {s.get('processed', 0)} processed, "
+          f"{s.get('done', 0)} done, {s.get('failed', 0)} failed, {s.get('waiting', 0)} waiting")
+    if s.get("trigger_error"):
+        print(f"trigger error: {s['trigger_error']}")
+    by_step: dict[tuple[str, str], list[object]] = {}
+    for a in attempts:
+        by_step.setdefault((a.item_key, a.step_key), []).append(a)  # type: ignore[attr-defined]
+    rows = []
+    for (item, step), rows_ in sorted(by_step.items()):
+        last = rows_[-1]
+        tries = len([x for x in rows_ if x.outcome != "started"])  # type: ignore[attr-defined]
+        rows.append([item, step, last.outcome, str(tries),  # type: ignore[attr-defined]
+                     (last.error or "")[:120]])  # type: ignore[attr-defined]
+    if rows:
+        print()
+        print(redact.redact_text(table(rows, ["ITEM", "STEP", "OUTCOME", "ATTEMPTS", "ERROR"])))
+    return ExitCode.OK

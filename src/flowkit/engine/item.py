@@ -1,0 +1,493 @@
+"""One item's step graph, executed with the journal: the exactly-once core.
+
+For every step the journal (state store) is consulted first: a step already OK or SKIPPED is
+never repeated (its stored output is reused). A write is preceded by an intent record
+(STARTED, with its idempotency key and a fingerprint of its input), so a crash between sending
+and journaling is detected on the next run: the write is then repeated only with the same key
+when the action is idempotent, and otherwise reported as UNKNOWN for a human to check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from flowkit import redact
+from flowkit.connectors.base import CallContext, Change, Effect, Idempotency, idempotency_key
+from flowkit.engine import crashpoints
+from flowkit.engine.clock import Clock
+from flowkit.engine.connections import Bound, Connections
+from flowkit.engine.events import Event, Listener
+from flowkit.engine.retry import DEFAULT_RETRY, call_with_retry
+from flowkit.errors import ConnectorError, ErrorKind, ExpressionError, FlowkitError, PluginError
+from flowkit.expressions import compile_template, render_value
+from flowkit.graph import StepGraph
+from flowkit.recipe.models import OnError, Recipe, Step
+from flowkit.state.base import ItemRecord, ItemStatus, StateStore, StepRecord, StepStatus
+
+
+@dataclass
+class RunScope:
+    """Everything shared by the items of one run."""
+
+    recipe: Recipe
+    graph: StepGraph
+    store: StateStore
+    connections: Connections
+    clock: Clock
+    run_id: str
+    base_context: dict[str, Any]  # vars, env, secrets, run
+    listener: Listener
+    dry_run: bool = False
+    offline: bool = False
+    rng: random.Random = field(default_factory=random.Random)
+    debug: Callable[[str], None] = lambda _line: None
+
+
+@dataclass
+class Outcome:
+    status: StepStatus
+    output: Any = None
+    error: str | None = None
+    kind: ErrorKind | None = None
+    wake_at: float | None = None
+    attempts: int = 0
+
+
+@dataclass
+class ItemResult:
+    key: str
+    status: ItemStatus
+    error: str | None = None
+    wake_at: float | None = None
+    steps: dict[str, str] = field(default_factory=dict)
+
+
+def fingerprint(data: Any) -> str:
+    raw = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    return value
+
+
+class StepError(Exception):
+    """A step failed before or outside the connector call (bad input, expression, plugin)."""
+
+    def __init__(self, message: str, kind: ErrorKind = ErrorKind.VALIDATION) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ItemRun:
+    def __init__(self, scope: RunScope, record: ItemRecord) -> None:
+        self.scope = scope
+        self.record = record
+        self.key = record.key
+        self.journal: dict[str, StepRecord] = {}
+        self.steps_ctx: dict[str, dict[str, Any]] = {}
+        self.outcomes: dict[str, Outcome] = {}
+
+    # context --------------------------------------------------------------------------
+    def context(self, **extra: Any) -> dict[str, Any]:
+        ctx = dict(self.scope.base_context)
+        ctx["item"] = self.record.data
+        ctx["steps"] = self.steps_ctx
+        ctx["__now__"] = self.scope.clock.now()
+        ctx.update(extra)
+        return ctx
+
+    def emit(self, kind: str, **kw: Any) -> None:
+        self.scope.listener(
+            Event(kind=kind, recipe=self.scope.recipe.name, run_id=self.scope.run_id,
+                  item=self.key, **kw)
+        )
+
+    # journal ----------------------------------------------------------------------------
+    async def put(self, step_key: str, outcome: Outcome, **kw: Any) -> None:
+        await self.scope.store.put_step(
+            self.scope.run_id,
+            self.scope.recipe.name,
+            self.key,
+            step_key,
+            outcome.status,
+            self.scope.clock.now(),
+            output=redact.redact(outcome.output),
+            attempts=outcome.attempts,
+            error=redact.redact_text(outcome.error) if outcome.error else None,
+            error_kind=outcome.kind.value if outcome.kind else None,
+            **kw,
+        )
+
+    # the graph --------------------------------------------------------------------------
+    async def run(self) -> ItemResult:
+        scope = self.scope
+        self.journal = await scope.store.get_steps(scope.recipe.name, self.key)
+        self.emit("item_started")
+        graph = scope.graph
+        done: set[str] = set()
+        blocked = False
+        remaining = list(graph.order)
+        while remaining and not blocked:
+            ready = [
+                s for s in remaining
+                if all(d in done for d in graph.deps[s])
+            ]
+            # steps whose dependencies are waiting (or failed) are not ready: stop there
+            ready = [s for s in ready if s not in self.outcomes]
+            if not ready:
+                break
+            for s in ready:
+                remaining.remove(s)
+            if len(ready) == 1:
+                results = [await self.run_step(scope.recipe.step(ready[0]))]  # type: ignore[arg-type]
+            else:
+                results = await asyncio.gather(
+                    *(self.run_step(scope.recipe.step(s)) for s in ready)  # type: ignore[arg-type]
+                )
+            for step_id, outcome in zip(ready, results, strict=True):
+                self.outcomes[step_id] = outcome
+                self.steps_ctx[step_id] = {
+                    "output": outcome.output,
+                    "status": outcome.status.value,
+                    "error": outcome.error,
+                }
+                step = scope.recipe.step(step_id)
+                assert step is not None
+                if outcome.status in (StepStatus.OK, StepStatus.SKIPPED):
+                    done.add(step_id)
+                elif outcome.status is StepStatus.FAILED and step.on_error is OnError.CONTINUE:
+                    done.add(step_id)
+                elif outcome.status is StepStatus.WAITING:
+                    pass  # dependents stay unstarted; independent steps go on
+                else:
+                    blocked = True
+        return await self.finish()
+
+    async def finish(self) -> ItemResult:
+        scope = self.scope
+        statuses = {k: o.status.value for k, o in self.outcomes.items()}
+        failed = [
+            (k, o) for k, o in self.outcomes.items()
+            if o.status is StepStatus.UNKNOWN
+            or (o.status is StepStatus.FAILED
+                and scope.recipe.step(k).on_error is OnError.FAIL)  # type: ignore[union-attr]
+        ]
+        waiting = [o.wake_at for o in self.outcomes.values() if o.status is StepStatus.WAITING]
+        now = scope.clock.now()
+        if failed:
+            step_id, outcome = failed[0]
+            error = f"step {step_id}: {outcome.error}"
+            await scope.store.set_item(
+                scope.recipe.name, self.key, ItemStatus.FAILED, now, error=redact.redact_text(error)
+            )
+            result = ItemResult(self.key, ItemStatus.FAILED, error=error, steps=statuses)
+            await self.run_hooks(step_id, outcome)
+        elif waiting:
+            wake_at = min(w for w in waiting if w is not None)
+            await scope.store.set_item(
+                scope.recipe.name, self.key, ItemStatus.WAITING, now, wake_at=wake_at
+            )
+            result = ItemResult(self.key, ItemStatus.WAITING, wake_at=wake_at, steps=statuses)
+        else:
+            await scope.store.set_item(scope.recipe.name, self.key, ItemStatus.DONE, now)
+            result = ItemResult(self.key, ItemStatus.DONE, steps=statuses)
+        self.emit(
+            "item_finished", status=result.status.value, message=result.error,
+            data={"wake_at": result.wake_at},
+        )
+        return result
+
+    # one step ---------------------------------------------------------------------------
+    async def run_step(self, step: Step) -> Outcome:
+        scope = self.scope
+        record = self.journal.get(step.id)
+        if record is not None and record.status in (StepStatus.OK, StepStatus.SKIPPED):
+            self.emit("step", step=step.id, status="reused", data={"attempts": 0})
+            return Outcome(record.status, record.output, attempts=record.attempts)
+        deps = scope.graph.deps[step.id]
+        if any(self.outcomes[d].status is not StepStatus.OK for d in deps):
+            outcome = Outcome(StepStatus.SKIPPED)
+            await self.put(step.id, outcome)
+            self.emit("step", step=step.id, status="skipped", message="a dependency did not run")
+            return outcome
+        try:
+            if step.if_ is not None and not self.condition(step):
+                outcome = Outcome(StepStatus.SKIPPED)
+                await self.put(step.id, outcome)
+                self.emit("step", step=step.id, status="skipped", message="condition is false")
+                return outcome
+            if step.wait is not None:
+                return await self.wait_step(step, record)
+            if step.for_each is not None:
+                return await self.fan_out(step)
+            ctx = self.context()
+            return await self.call(step, step.id, ctx, record)
+        except (StepError, ExpressionError, PluginError) as exc:
+            kind = exc.kind if isinstance(exc, StepError) else ErrorKind.VALIDATION
+            outcome = Outcome(StepStatus.FAILED, error=str(exc), kind=kind)
+            await self.put(step.id, outcome)
+            self.emit("step", step=step.id, status="failed", message=str(exc))
+            return outcome
+
+    def condition(self, step: Step) -> bool:
+        value = step.if_
+        if isinstance(value, str):
+            value = compile_template(value).render(self.context())
+        return bool(value)
+
+    async def wait_step(self, step: Step, record: StepRecord | None) -> Outcome:
+        scope = self.scope
+        now = scope.clock.now()
+        assert step.wait is not None
+        if record is not None and record.status is StepStatus.WAITING:
+            wake_at = float((record.output or {}).get("wake_at", now))
+        elif step.wait.for_ is not None:
+            wake_at = now + step.wait.for_
+        else:
+            wake_at = self.until(step)
+        if wake_at <= now:
+            outcome = Outcome(StepStatus.OK, {"wake_at": wake_at, "woke_at": now})
+            await self.put(step.id, outcome)
+            self.emit("step", step=step.id, status="ok", message="wait is over")
+            return outcome
+        outcome = Outcome(StepStatus.WAITING, {"wake_at": wake_at}, wake_at=wake_at)
+        if record is None or record.status is not StepStatus.WAITING:
+            await self.put(step.id, outcome)
+        self.emit("step", step=step.id, status="waiting", data={"wake_at": wake_at})
+        return outcome
+
+    def until(self, step: Step) -> float:
+        from datetime import datetime
+
+        assert step.wait is not None
+        value: Any = step.wait.until
+        if isinstance(value, str):
+            value = compile_template(value).render(self.context())
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                pass
+        raise StepError(f"wait.until gave {value!r}; expected unix seconds or ISO-8601 text")
+
+    async def fan_out(self, step: Step) -> Outcome:
+        value: Any = step.for_each
+        if isinstance(value, str):
+            value = compile_template(value).render(self.context())
+        if not isinstance(value, list):
+            raise StepError(f"for_each gave {type(value).__name__}, expected a list")
+        keys = [f"{step.id}[{i}]" for i in range(len(value))]
+        outcomes = await asyncio.gather(
+            *(
+                self.call(step, key, self.context(each=elem, index=i), self.journal.get(key))
+                for i, (key, elem) in enumerate(zip(keys, value, strict=True))
+            )
+        )
+        bad = [o for o in outcomes if o.status is not StepStatus.OK]
+        if bad:
+            worst = next((o for o in bad if o.status is StepStatus.UNKNOWN), bad[0])
+            return Outcome(worst.status, error=worst.error, kind=worst.kind)
+        outcome = Outcome(StepStatus.OK, [o.output for o in outcomes], attempts=1)
+        if not self.scope.dry_run:
+            await self.put(step.id, outcome)
+        return outcome
+
+    # the call ---------------------------------------------------------------------------
+    async def call(
+        self, step: Step, step_key: str, ctx: Mapping[str, Any], record: StepRecord | None
+    ) -> Outcome:
+        scope = self.scope
+        assert step.use is not None
+        if record is not None and record.status in (StepStatus.OK, StepStatus.SKIPPED):
+            return Outcome(record.status, record.output, attempts=record.attempts)
+        bound = await scope.connections.bind(step.use, step.connection)
+        action = bound.action
+        rendered = render_value(dict(step.with_), ctx)
+        try:
+            data = action.Input.model_validate(rendered)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "with"
+            raise StepError(f"input {where}: {first['msg']}") from None
+        key = idempotency_key(scope.recipe.name, self.key, step_key)
+        call = CallContext(
+            idempotency_key=key, recipe=scope.recipe.name, step=step_key, item_key=self.key
+        )
+        is_write = action.effect is not Effect.READ
+        if scope.dry_run and (is_write or scope.offline):
+            return await self.simulate(step, step_key, bound, data, call)
+        fp = fingerprint(rendered) if is_write else None
+        if record is not None and record.status is StepStatus.UNKNOWN:
+            return Outcome(StepStatus.UNKNOWN, error=record.error, kind=ErrorKind.PERMANENT)
+        if record is not None and record.status is StepStatus.STARTED and is_write:
+            # a previous run crashed after recording the intent: the write may have happened
+            if not action.retry_safe:
+                outcome = Outcome(
+                    StepStatus.UNKNOWN,
+                    error=f"{step.use} may or may not have happened (a run stopped while "
+                    "sending it) and the action has no idempotency; check the remote system, "
+                    f"then `flowkit items retry {scope.recipe.name} {self.key}`",
+                    kind=ErrorKind.PERMANENT,
+                )
+                await self.put(step_key, outcome, idempotency_key=key, fingerprint=fp)
+                self.emit("step", step=step_key, status="unknown", message=outcome.error)
+                return outcome
+            if (
+                action.idempotency is Idempotency.HEADER
+                and record.fingerprint
+                and record.fingerprint != fp
+            ):
+                raise StepError(
+                    f"{step.use} was started with different input under the same idempotency "
+                    "key (was the recipe edited?); refusing to send a different request",
+                    ErrorKind.CONFLICT,
+                )
+        policy = step.retry or DEFAULT_RETRY
+        if is_write and not scope.dry_run:
+            await self.put(
+                step_key, Outcome(StepStatus.STARTED), idempotency_key=key, fingerprint=fp
+            )
+            crashpoints.reached("before_send")
+        try:
+            output, attempts = await call_with_retry(
+                lambda attempt: self.attempt(step, bound, data, call, attempt),
+                policy=policy,
+                clock=scope.clock,
+                may_retry=lambda exc: self.may_retry(bound, exc, policy.unsafe_writes),
+                on_retry=lambda n, exc, delay: self.emit(
+                    "retry", step=step_key, status=exc.kind.value, message=str(exc),
+                    data={"attempt": n, "delay": delay},
+                ),
+                rng=scope.rng,
+            )
+        except ConnectorError as exc:
+            unknown = is_write and exc.maybe_sent and not action.retry_safe
+            status = StepStatus.UNKNOWN if unknown else StepStatus.FAILED
+            message = str(exc)
+            if unknown:
+                message += " (the outcome is unknown: the request may have been applied)"
+            outcome = Outcome(status, error=message, kind=exc.kind,
+                              attempts=getattr(exc, "attempts", 1))
+            if not scope.dry_run:
+                await self.put(step_key, outcome, idempotency_key=key if is_write else None,
+                               fingerprint=fp)
+            self.emit("step", step=step_key, status=status.value, message=message)
+            return outcome
+        crashpoints.reached("after_send")
+        outcome = Outcome(StepStatus.OK, _to_plain(output), attempts=attempts)
+        if not scope.dry_run:
+            await self.put(step_key, outcome, idempotency_key=key if is_write else None,
+                           fingerprint=fp)
+            crashpoints.reached("after_journal")
+        self.emit("step", step=step_key, status="ok", data={"attempts": attempts})
+        return outcome
+
+    def may_retry(self, bound: Bound, exc: ConnectorError, unsafe: bool) -> bool:
+        return bound.action.effect is Effect.READ or not exc.maybe_sent or \
+            bound.action.retry_safe or unsafe
+
+    async def attempt(
+        self, step: Step, bound: Bound, data: BaseModel, call: CallContext, attempt: int
+    ) -> Any:
+        call = CallContext(call.idempotency_key, call.recipe, call.step, call.item_key, attempt)
+        is_write = bound.action.effect is not Effect.READ
+        try:
+            if bound.limit is not None:
+                async with bound.limit:
+                    return await self._invoke(step, bound, data, call)
+            return await self._invoke(step, bound, data, call)
+        except ConnectorError as exc:
+            exc.attempts = attempt  # type: ignore[attr-defined]
+            raise
+        except TimeoutError:
+            err = ConnectorError(
+                f"{step.use} timed out after {step.timeout:g}s", kind=ErrorKind.TIMEOUT,
+                maybe_sent=is_write,
+            )
+            err.attempts = attempt  # type: ignore[attr-defined]
+            raise err from None
+        except (FlowkitError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug in connector code: report it, never retry it
+            self.scope.debug(redact.redact_text(traceback.format_exc()))
+            err = ConnectorError(
+                f"{step.use} crashed: {type(exc).__name__}: {exc}",
+                kind=ErrorKind.PERMANENT, maybe_sent=is_write,
+            )
+            err.attempts = attempt  # type: ignore[attr-defined]
+            raise err from exc
+
+    async def _invoke(self, step: Step, bound: Bound, data: BaseModel, call: CallContext) -> Any:
+        if step.timeout is not None:
+            async with asyncio.timeout(step.timeout):
+                return await bound.action.run(bound.session, data, call)
+        return await bound.action.run(bound.session, data, call)
+
+    async def simulate(
+        self, step: Step, step_key: str, bound: Bound, data: BaseModel, call: CallContext
+    ) -> Outcome:
+        action = bound.action
+        changes: list[Change] | None = None
+        if not self.scope.offline:
+            try:
+                changes = await action.plan(bound.session, data, call)
+            except ConnectorError as exc:
+                self.emit("step", step=step_key, status="failed",
+                          message=f"plan failed: {exc}")
+                return Outcome(StepStatus.FAILED, error=str(exc), kind=exc.kind)
+        output = _to_plain(action.simulate(data, call))
+        self.emit(
+            "plan", step=step_key, status=action.effect.value,
+            data={
+                "use": step.use,
+                "connection": bound.connection,
+                "input": redact.redact(data.model_dump(mode="json", by_alias=True)),
+                "key": call.idempotency_key if action.effect is not Effect.READ else None,
+                "changes": [c.format() for c in changes] if changes is not None else None,
+            },
+        )
+        return Outcome(StepStatus.OK, output, attempts=0)
+
+    # failure hooks ----------------------------------------------------------------------
+    async def run_hooks(self, step_id: str, outcome: Outcome) -> None:
+        scope = self.scope
+        hooks = scope.recipe.on_failure
+        if not hooks:
+            return
+        failures = self.record.failures + 1
+        error = {
+            "step": step_id,
+            "message": outcome.error,
+            "kind": outcome.kind.value if outcome.kind else None,
+            "failures": failures,
+            "final": failures >= scope.recipe.max_item_failures,
+        }
+        for hook in hooks:
+            key = f"on_failure.{hook.id}#{failures}"
+            record = self.journal.get(key)
+            try:
+                ctx = self.context(error=error)
+                if hook.if_ is not None and not bool(
+                    compile_template(hook.if_).render(ctx) if isinstance(hook.if_, str)
+                    else hook.if_
+                ):
+                    continue
+                result = await self.call(hook, key, ctx, record)
+                status = "ok" if result.status is StepStatus.OK else "failed"
+                self.emit("hook", step=hook.id, status=status, message=result.error)
+            except (StepError, ExpressionError, PluginError, ConnectorError) as exc:
+                self.emit("hook", step=hook.id, status="failed", message=str(exc))

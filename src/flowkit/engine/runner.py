@@ -1,0 +1,333 @@
+"""One `flowkit run`: lock, due items first, then the trigger, then a summary.
+
+Order of a run:
+  1. take the recipe's lock (a second run exits with LockHeld, exit code 5);
+  2. run the items that are due: PENDING (left by a crash), WAITING whose wake-up time has come,
+     FAILED with retries left (`max_item_failures`);
+  3. call the trigger with the stored cursor, store the new items and the new cursor in one
+     transaction, and run them;
+  4. record the run's summary and pick the exit code.
+A recipe without a trigger runs one item per invocation, keyed by the run id.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowkit import redact
+from flowkit.connectors.base import CallContext, idempotency_key
+from flowkit.connectors.registry import Registry, default_registry
+from flowkit.engine import crashpoints
+from flowkit.engine.clock import Clock, SystemClock
+from flowkit.engine.connections import Connections
+from flowkit.engine.dryrun import OverlayStore
+from flowkit.engine.environment import resolve_secrets
+from flowkit.engine.events import Event, Listener, ignore
+from flowkit.engine.executor import Executor, LocalExecutor
+from flowkit.engine.item import ItemResult, ItemRun, RunScope
+from flowkit.engine.retry import DEFAULT_RETRY, call_with_retry
+from flowkit.errors import (
+    ConnectorError,
+    ExitCode,
+    ExpressionError,
+    FlowkitError,
+    PluginError,
+    StateError,
+)
+from flowkit.expressions import compile_template, find_references, render_value
+from flowkit.recipe.loader import LoadedRecipe
+from flowkit.state.base import ItemRecord, ItemStatus, StateStore
+
+
+@dataclass
+class RunOptions:
+    dry_run: bool = False
+    offline: bool = False
+    concurrency: int | None = None
+    wait_lock: float = 0.0
+    limit: int | None = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    clock: Clock = field(default_factory=SystemClock)
+    registry: Registry | None = None
+    listener: Listener = ignore
+    executor: Executor = field(default_factory=LocalExecutor)
+    debug: Callable[[str], None] = lambda _line: None
+    seed: int | None = None
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    recipe: str
+    dry_run: bool
+    status: str = "ok"  # ok | partial | failed
+    listed: int = 0
+    new: int = 0
+    processed: int = 0
+    done: int = 0
+    failed: int = 0
+    waiting: int = 0
+    planned: int = 0
+    errors: list[str] = field(default_factory=list)
+    trigger_error: str | None = None
+    started_at: float = 0.0
+    duration: float = 0.0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.trigger_error is not None or (self.failed and not (self.done or self.waiting)):
+            return ExitCode.FAILED
+        if self.failed:
+            return ExitCode.PARTIAL
+        return ExitCode.OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "recipe": self.recipe,
+            "dry_run": self.dry_run,
+            "status": self.status,
+            "listed": self.listed,
+            "new": self.new,
+            "processed": self.processed,
+            "done": self.done,
+            "failed": self.failed,
+            "waiting": self.waiting,
+            "planned": self.planned,
+            "errors": self.errors[:20],
+            "trigger_error": self.trigger_error,
+            "duration": round(self.duration, 3),
+        }
+
+
+def referenced_secrets(loaded: LoadedRecipe) -> set[str]:
+    dumped = loaded.recipe.model_dump(mode="json", by_alias=True)
+    names = set(loaded.recipe.secrets)
+    for _path, ref in find_references(dumped):
+        if ref.root == "secrets" and ref.path and isinstance(ref.path[0], str):
+            names.add(ref.path[0])
+    return names
+
+
+def _required_secrets(loaded: LoadedRecipe, env: Mapping[str, str]) -> dict[str, str]:
+    names = referenced_secrets(loaded)
+    optional = {
+        name for name, spec in loaded.recipe.secrets.items()
+        if spec is not None and not isinstance(spec, str) and not spec.required
+    }
+    present = {n for n in optional if env.get(n)}
+    values = resolve_secrets(names - optional, env)
+    values.update(resolve_secrets(present, env))
+    return values
+
+
+class RecipeRun:
+    def __init__(self, loaded: LoadedRecipe, store: StateStore, options: RunOptions) -> None:
+        self.loaded = loaded
+        self.recipe = loaded.recipe
+        self.options = options
+        self.real_store = store
+        self.store: StateStore = OverlayStore(store) if options.dry_run else store
+        self.run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(options.clock.now())) + \
+            "-" + uuid.uuid4().hex[:6]
+        self.summary = RunSummary(self.run_id, self.recipe.name, options.dry_run)
+        self.processed: set[str] = set()
+
+    def emit(self, kind: str, **kw: Any) -> None:
+        self.options.listener(Event(kind=kind, recipe=self.recipe.name, run_id=self.run_id, **kw))
+
+    def _listener(self, event: Event) -> None:
+        if event.kind == "plan":
+            self.summary.planned += 1
+        self.options.listener(event)
+
+    async def execute(self) -> RunSummary:
+        opts = self.options
+        clock = opts.clock
+        env = dict(opts.env)
+        secrets = _required_secrets(self.loaded, env)
+        run_ctx = {
+            "id": self.run_id,
+            "started_at": clock.now(),
+            "dry_run": opts.dry_run,
+            "recipe": self.recipe.name,
+        }
+        base: dict[str, Any] = {"env": env, "secrets": secrets, "run": run_ctx}
+        variables = dict(self.recipe.vars)
+        variables.update(opts.variables)
+        base["vars"] = render_value(variables, {**base, "__now__": clock.now()})
+        lock = self.store.lock(self.recipe.name, opts.wait_lock)
+        self.summary.started_at = clock.now()
+        connections = Connections(
+            self.recipe, opts.registry or default_registry(), self.store, base,
+            self.loaded.path.parent, debug=opts.debug,
+        )
+        scope = RunScope(
+            recipe=self.recipe,
+            graph=self.loaded.graph,
+            store=self.store,
+            connections=connections,
+            clock=clock,
+            run_id=self.run_id,
+            base_context=base,
+            listener=self._listener,
+            dry_run=opts.dry_run,
+            offline=opts.offline,
+            rng=random.Random(opts.seed),
+            debug=opts.debug,
+        )
+        try:
+            await self.store.start_run(
+                self.run_id, self.recipe.name, self.loaded.source_hash, clock.now()
+            )
+            self.emit("run_started", data={"dry_run": opts.dry_run})
+            due = await self.store.items_to_run(
+                self.recipe.name, clock.now(), self.recipe.max_item_failures
+            )
+            await self.process(scope, due)
+            if not self._limit_reached():
+                await self.poll(scope, base)
+            self.summary.duration = clock.now() - self.summary.started_at
+            self.summary.status = {
+                ExitCode.OK: "ok", ExitCode.PARTIAL: "partial"
+            }.get(self.summary.exit_code, "failed")
+            await self.store.finish_run(
+                self.run_id, self.summary.status, redact.redact(self.summary.as_dict()),
+                clock.now(),
+            )
+            self.emit("run_finished", status=self.summary.status, data=self.summary.as_dict())
+            return self.summary
+        finally:
+            await connections.close()
+            lock.release()
+
+    def _limit_reached(self) -> bool:
+        limit = self.options.limit
+        return limit is not None and self.summary.processed >= limit
+
+    async def process(self, scope: RunScope, records: list[ItemRecord]) -> None:
+        records = [r for r in records if r.key not in self.processed]
+        if self.options.limit is not None:
+            records = records[: max(0, self.options.limit - self.summary.processed)]
+        if not records:
+            return
+        self.processed.update(r.key for r in records)
+        concurrency = self.options.concurrency or self.recipe.concurrency or 8
+
+        async def work(record: ItemRecord) -> ItemResult:
+            return await ItemRun(scope, record).run()
+
+        results = await self.options.executor.run_all(records, work, concurrency)
+        for result in results:
+            self.summary.processed += 1
+            if result.status is ItemStatus.DONE:
+                self.summary.done += 1
+            elif result.status is ItemStatus.WAITING:
+                self.summary.waiting += 1
+            elif result.status is ItemStatus.FAILED:
+                self.summary.failed += 1
+                self.summary.errors.append(f"item {result.key}: {result.error}")
+
+    async def poll(self, scope: RunScope, base: dict[str, Any]) -> None:
+        clock = self.options.clock
+        trigger = self.recipe.trigger
+        if trigger is None:
+            key = f"run-{self.run_id}"
+            await self.store.admit_items(self.recipe.name, [(key, {})], None, clock.now())
+            self.summary.new = 1
+            record = await self.store.get_item(self.recipe.name, key)
+            if record is not None:
+                await self.process(scope, [record])
+            return
+        try:
+            raw_cursor = await self.store.get_cursor(self.recipe.name)
+            cursor = json.loads(raw_cursor) if raw_cursor is not None else None
+            bound = await scope.connections.bind(trigger.use, trigger.connection)
+            ctx = {**base, "cursor": cursor, "__now__": clock.now()}
+            rendered = render_value(dict(trigger.with_), ctx)
+            data = bound.action.Input.model_validate(rendered)
+            call = CallContext(
+                idempotency_key=idempotency_key(self.recipe.name, "trigger", self.run_id),
+                recipe=self.recipe.name, step="trigger",
+            )
+            if self.options.dry_run and self.options.offline:
+                output: Any = bound.action.simulate(data, call)
+            else:
+                output, _attempts = await call_with_retry(
+                    lambda _n: bound.action.run(bound.session, data, call),
+                    policy=trigger.retry or DEFAULT_RETRY,
+                    clock=clock,
+                    may_retry=lambda _exc: True,
+                    on_retry=lambda n, exc, delay: self.emit(
+                        "retry", step="trigger", status=exc.kind.value, message=str(exc),
+                        data={"attempt": n, "delay": delay},
+                    ),
+                    rng=scope.rng,
+                )
+            if hasattr(output, "model_dump"):
+                output = output.model_dump(mode="json", by_alias=True)
+            octx = {**base, "output": output, "cursor": cursor, "__now__": clock.now()}
+            items = compile_template(trigger.items).render(octx)
+            if not isinstance(items, list):
+                raise FlowkitError(f"trigger items gave {type(items).__name__}, expected a list")
+            key_tpl = compile_template(trigger.key)
+            pairs: list[tuple[str, Any]] = []
+            seen: set[str] = set()
+            for index, item in enumerate(items):
+                key = key_tpl.render({**octx, "item": item})
+                if key is None or key == "" or isinstance(key, dict | list | bool):
+                    raise FlowkitError(
+                        f"trigger key gave {key!r} for item {index}; a key must be text or a number"
+                    )
+                text = str(key)
+                if text not in seen:
+                    seen.add(text)
+                    pairs.append((text, item))
+            new_cursor = None
+            if trigger.cursor is not None:
+                value = compile_template(trigger.cursor).render(octx)
+                if value is not None:
+                    new_cursor = json.dumps(value)
+            crashpoints.reached("before_admit")
+            new = await self.store.admit_items(self.recipe.name, pairs, new_cursor, clock.now())
+            crashpoints.reached("after_admit")
+        except (ConnectorError, ExpressionError, PluginError, FlowkitError) as exc:
+            if isinstance(exc, PluginError | StateError):
+                raise
+            message = f"trigger {trigger.use}: {exc}"
+            self.summary.trigger_error = redact.redact_text(message)
+            self.emit("trigger", status="failed", message=self.summary.trigger_error)
+            return
+        except Exception as exc:
+            from pydantic import ValidationError
+
+            if not isinstance(exc, ValidationError):
+                raise
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            self.summary.trigger_error = f"trigger {trigger.use}: input {where}: {first['msg']}"
+            self.emit("trigger", status="failed", message=self.summary.trigger_error)
+            return
+        self.summary.listed = len(pairs)
+        self.summary.new = new
+        self.emit("trigger", status="ok", data={"listed": len(pairs), "new": new})
+        due = await self.store.items_to_run(
+            self.recipe.name, clock.now(), self.recipe.max_item_failures
+        )
+        await self.process(scope, due)
+
+
+async def run_recipe(loaded: LoadedRecipe, store: StateStore, options: RunOptions) -> RunSummary:
+    return await RecipeRun(loaded, store, options).execute()
+
+
+def recipe_dir(loaded: LoadedRecipe) -> Path:
+    return loaded.path.parent
