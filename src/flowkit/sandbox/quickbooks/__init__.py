@@ -223,7 +223,7 @@ class QuickBooksSandbox:
     def seed(self, n: int = 5) -> list[dict[str, Any]]:
         """Add `n` demo customers (the demo items always exist); return the customers added."""
         added = []
-        for i in range(n):
+        for i in range(len(self.customers), len(self.customers) + n):
             given, family = _DEMO_NAMES[i % len(_DEMO_NAMES)]
             suffix = "" if i < len(_DEMO_NAMES) else f" {i // len(_DEMO_NAMES) + 1}"
             email = f"{given.lower()}.{family.lower()}{suffix.strip()}@example.com"
