@@ -113,10 +113,17 @@ async def test_create_invoice_and_send_it(
         {"amount": 4.5, "description": "Gift wrap"},
     ]
     invoice = await run(
-        session, "create_invoice", key="fk-inv", customer_id=customer.customer_id, lines=lines,
-        doc_number="ch_3PX", private_note="Stripe charge ch_3PX", memo="Thank you!",
-        bill_email="ada@example.com", due_date="2030-01-31",
-    )  # fmt: skip
+        session,
+        "create_invoice",
+        key="fk-inv",
+        customer_id=customer.customer_id,
+        lines=lines,
+        doc_number="ch_3PX",
+        private_note="Stripe charge ch_3PX",
+        memo="Thank you!",
+        bill_email="ada@example.com",
+        due_date="2030-01-31",
+    )
     assert isinstance(invoice, Invoice)
     assert (invoice.DocNumber, invoice.TotalAmt, invoice.EmailStatus) == ("ch_3PX", 30.0, "NotSet")
     assert invoice.DueDate == "2030-01-31"
@@ -386,8 +393,9 @@ def test_inputs_are_checked_before_any_call() -> None:
     with pytest.raises(ValidationError):
         connector.actions["send_invoice"].Input.model_validate({"invoice_id": "1", "to": "nope"})
     with pytest.raises(ValidationError):
-        connector.settings.model_validate({"realm_id": "abc", "client_id": "x",
-                                           "client_secret": "s", "refresh_token": "r"})  # fmt: skip
+        connector.settings.model_validate(
+            {"realm_id": "abc", "client_id": "x", "client_secret": "s", "refresh_token": "r"}
+        )
 
 
 def test_helpers_quote_and_bound_request_ids() -> None:
@@ -415,3 +423,25 @@ def test_dry_run_outputs_are_plausible() -> None:
             assert isinstance(
                 act.simulate(act.Input.model_construct(), CallContext("k")), act.Output
             )
+
+
+async def test_emails_with_plus_and_names_with_quotes_round_trip(
+    session: QuickBooksSession, sandbox: QuickBooksSandbox, run: Any
+) -> None:
+    data = {"email": "o+brien@example.com", "display_name": "O'Brien: Shop \\ Co"}
+    made = await run(session, "find_or_create_customer", key="fk-q", **data)
+    assert made.created and made.customer.DisplayName == "O'Brien Shop \\ Co"  # no colon allowed
+    found = await run(session, "find_customer", email="O+Brien@example.com")
+    assert found.found and found.customer.Id == made.customer_id
+
+
+async def test_every_candidate_name_taken_is_conflict_with_hint(
+    session: QuickBooksSession, sandbox: QuickBooksSandbox, run: Any
+) -> None:
+    await run(session, "create_customer", key="k1", display_name="Bob", email="bob@one.com")
+    await run(session, "create_customer", key="k2", display_name="Bob (bob@two.com)")
+    with pytest.raises(ConnectorError) as caught:
+        await run(session, "find_or_create_customer", email="bob@two.com", display_name="Bob")
+    assert caught.value.kind is ErrorKind.CONFLICT and "(code 6240)" in caught.value.message
+    assert caught.value.hint and "display_name" in caught.value.hint
+    assert len(sandbox.customers) == 5
