@@ -60,7 +60,8 @@ Functions (an unknown name or a wrong number of arguments is a load-time error):
     round(x[, n])               round half away from zero to n digits (0.125 -> 0.13);
                                 with n = 0 (default) the result is a whole number
     abs(x)                      absolute value
-    min(list) / min(a, b, ...)  smallest value (null for an empty list); max likewise
+    min(list) / min(a, b, ...)  smallest value (null for an empty list)
+    max(list) / max(a, b, ...)  largest value (null for an empty list)
     sum(list)                   sum of numbers (0 for an empty list)
     keys(obj)  values(obj)      lists of an object's keys / values
     default(x, fallback)        fallback when x is null or '' (a blank CSV cell)

@@ -396,7 +396,7 @@ class Parser:
                 wanted = str(spec.min_args)
             else:
                 wanted = f"{spec.min_args} to {spec.max_args}"
-            plural = "" if wanted == "1" else "s"
+            plural = "" if wanted in ("1", "at least 1") else "s"
             raise ExpressionSyntaxError(
                 f"`{name}()` takes {wanted} argument{plural}, got {count}",
                 name_tok.start,
