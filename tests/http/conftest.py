@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from flowkit.connectors.base import Runtime
-from flowkit.sandbox.server import ServerHandle, serve_in_thread
+from flowkit.sandbox.server import ServerHandle, free_port, serve_in_thread
 
 
 class DictKV:
@@ -69,3 +75,63 @@ def serve() -> Iterator[object]:
 def make_kv() -> type[DictKV]:
     """The dict-backed KeyValueStore class, for tests that need several or pre-filled ones."""
     return DictKV
+
+
+# localstripe ---------------------------------------------------------------------------------
+
+LOCALSTRIPE_KEY = "sk_test_flowkit_localstripe"
+
+
+def _localstripe_ready(url: str) -> bool:
+    request = urllib.request.Request(
+        f"{url}/v1/customers?limit=1",
+        headers={
+            "Authorization": "Basic " + base64.b64encode(f"{LOCALSTRIPE_KEY}:".encode()).decode()
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def localstripe_server() -> Iterator[str]:
+    """A localstripe process on 127.0.0.1 (in-memory store) for the whole session."""
+    port = free_port()
+    launcher = Path(__file__).with_name("localstripe_launcher.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(launcher), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    try:
+        while not _localstripe_ready(url):
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                pytest.fail(f"localstripe exited at start: {err[-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("localstripe did not answer within 20 s")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+@pytest.fixture
+def localstripe(localstripe_server: str) -> str:
+    """The localstripe URL, with every object deleted before the test."""
+    request = urllib.request.Request(f"{localstripe_server}/_config/data", method="DELETE")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+    return localstripe_server
