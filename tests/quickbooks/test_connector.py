@@ -445,3 +445,41 @@ async def test_every_candidate_name_taken_is_conflict_with_hint(
     assert caught.value.kind is ErrorKind.CONFLICT and "(code 6240)" in caught.value.message
     assert caught.value.hint and "display_name" in caught.value.hint
     assert len(sandbox.customers) == 5
+
+
+async def test_a_rejected_stored_token_falls_back_to_the_configured_one_once(
+    make_settings: Any, sandbox: QuickBooksSandbox, kv: Any, runtime: Any, run: Any
+) -> None:
+    configured = sandbox.current_refresh_token
+    first = await connector.open(make_settings(), runtime)
+    await run(first, "find_customer", email="x@example.com")
+    await connector.close(first)
+    sandbox.refresh_tokens = {configured}  # a restarted sandbox knows only its initial token
+    second = await connector.open(make_settings(), runtime)
+    try:
+        assert not (await run(second, "find_customer", email="x@example.com")).found
+    finally:
+        await connector.close(second)
+    assert sandbox.token_requests == 3  # rotated one rejected, configured one accepted
+    assert list(kv.data.values()) == [sandbox.current_refresh_token]
+
+
+async def test_fallback_happens_once_and_then_the_auth_error_stands(
+    make_settings: Any, sandbox: QuickBooksSandbox, runtime: Any, run: Any, no_secrets: Any
+) -> None:
+    settings = make_settings()
+    first = await connector.open(settings, runtime)
+    await run(first, "find_customer", email="x@example.com")
+    await connector.close(first)
+    sandbox.revoke_refresh_tokens()
+    second = await connector.open(settings, runtime)
+    try:
+        with pytest.raises(ConnectorError) as caught:
+            await run(second, "find_customer", email="x@example.com")
+        with pytest.raises(ConnectorError):
+            await run(second, "find_customer", email="x@example.com")
+    finally:
+        await connector.close(second)
+    assert caught.value.kind is ErrorKind.AUTH and "invalid_grant" in caught.value.message
+    assert sandbox.token_requests == 4  # 1 + (stored, configured) + configured again
+    no_secrets(caught.value)

@@ -39,31 +39,31 @@ def fault(answer: httpx.Response) -> tuple[int, str, str, str]:
     return answer.status_code, error["code"], error["Message"], error["Detail"]
 
 
-def token(
-    handle: ServerHandle, refresh: str, secret: str = DEFAULT_CLIENT_SECRET
-) -> httpx.Response:
-    return httpx.post(
-        handle.url + TOKEN_PATH,
-        data={"grant_type": "refresh_token", "refresh_token": refresh},
-        auth=("sandbox-client-id", secret),
-        headers={"Accept": "application/json"},
-    )
-
-
-def test_token_endpoint_rotates_strictly(qbo: tuple[QuickBooksSandbox, ServerHandle]) -> None:
+def test_token_endpoint_rotates_strictly(
+    qbo: tuple[QuickBooksSandbox, ServerHandle], api: httpx.Client
+) -> None:
     sandbox, handle = qbo
+
+    def token(refresh: str, secret: str = DEFAULT_CLIENT_SECRET) -> httpx.Response:
+        return api.post(
+            handle.url + TOKEN_PATH,
+            data={"grant_type": "refresh_token", "refresh_token": refresh},
+            auth=("sandbox-client-id", secret),
+            headers={"Accept": "application/json", "Authorization": ""},
+        )
+
     first = sandbox.current_refresh_token
-    answer = token(handle, first)
+    answer = token(first)
     body = answer.json()
     assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
     assert body["token_type"] == "bearer" and body["expires_in"] == 3600
     assert body["x_refresh_token_expires_in"] == 8726400 and body["refresh_token"] != first
-    reused = token(handle, first)
+    reused = token(first)
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
-    assert token(handle, body["refresh_token"]).status_code == 200
-    bad_client = token(handle, sandbox.current_refresh_token, secret="wrong")
+    assert token(body["refresh_token"]).status_code == 200
+    bad_client = token(sandbox.current_refresh_token, secret="wrong")
     assert bad_client.status_code == 401 and bad_client.json() == {"error": "invalid_client"}
-    grant = httpx.post(
+    grant = api.post(
         handle.url + TOKEN_PATH,
         data={"grant_type": "password"},
         auth=("sandbox-client-id", DEFAULT_CLIENT_SECRET),

@@ -98,13 +98,48 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+class IntuitRefreshToken(OAuth2RefreshToken):
+    """`OAuth2RefreshToken` with one fallback: when Intuit rejects the stored (rotated) refresh
+    token with `invalid_grant`, the configured one is tried once. That happens when the user
+    reconnected the app and pasted the same secret again, or a sandbox was restarted while
+    the state store kept a token it no longer knows."""
+
+    def __init__(self, *args: Any, configured: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._configured = configured
+        self._presented = ""
+        self._fell_back = False
+        self._fallback_ready = False
+
+    async def _grant_params(self) -> dict[str, str]:
+        params = await super()._grant_params()
+        self._presented = params["refresh_token"]
+        return params
+
+    async def _take_token(self, response: httpx.Response) -> None:
+        try:
+            await super()._take_token(response)
+        except ConnectorError:
+            rejected = response.status_code == 400 and "invalid_grant" in response.text
+            if rejected and not self._fell_back and self._presented != self._configured:
+                self._fell_back = self._fallback_ready = True
+                self._refresh_token = self._configured
+            raise
+
+    def take_fallback(self) -> bool:
+        """True once after a stored token was rejected: the caller may repeat its request,
+        which was never sent (the token request failed first)."""
+        ready, self._fallback_ready = self._fallback_ready, False
+        return ready
+
+
 @dataclass
 class QuickBooksSession:
     """One connection's client: builds URLs under the realm and turns Faults into errors."""
 
     client: HttpClient
     settings: QuickBooksSettings
-    auth: OAuth2RefreshToken
+    auth: IntuitRefreshToken
     _items: dict[str, str] = field(default_factory=dict)  # item name -> Id
 
     async def call(
@@ -119,18 +154,22 @@ class QuickBooksSession:
     ) -> tuple[httpx.Response, dict[str, Any]]:
         """Send one request; returns the response and its JSON object, or raises."""
         query = {"minorversion": str(self.settings.minor_version), **(params or {})}
-        try:
-            response = await self.client.request(
-                method,
-                path,
-                params=query,
-                json=json_body,
-                content=content,
-                headers=headers,
-                check=False,
-            )
-        except ConnectorError as exc:
-            raise with_hint(exc) from None
+        for attempt in range(2):
+            try:
+                response = await self.client.request(
+                    method,
+                    path,
+                    params=query,
+                    json=json_body,
+                    content=content,
+                    headers=headers,
+                    check=False,
+                )
+                break
+            except ConnectorError as exc:
+                if attempt == 0 and self.auth.take_fallback():
+                    continue  # the stored refresh token was rejected; the request was not sent
+                raise with_hint(exc) from None
         if not response.is_success or _faults(response)[1]:  # a Fault may come with a 200
             raise with_hint(self.client.error_for(response))
         body = self.client.json(response)
@@ -211,13 +250,14 @@ async def open_session(settings: QuickBooksSettings, runtime: Runtime) -> QuickB
     )
     configured = reveal(settings.refresh_token)
     fingerprint = hashlib.sha256(configured.encode()).hexdigest()[:16]
-    auth = OAuth2RefreshToken(
+    auth = IntuitRefreshToken(
         settings.token_url,
         settings.client_id,
         settings.client_secret,
         settings.refresh_token,
         kv=runtime.kv,
         kv_key=f"quickbooks.{settings.realm_id}.refresh_token.{fingerprint}",
+        configured=configured,
     )
     client = HttpClient(
         f"{host.rstrip('/')}/v3/company/{settings.realm_id}/",

@@ -218,6 +218,8 @@ class QuickBooksSandbox:
     @property
     def current_refresh_token(self) -> str:
         """The refresh token that works right now (the latest issued)."""
+        if not self.refresh_tokens:
+            raise LookupError("every refresh token of this sandbox has been revoked")
         return next(iter(self.refresh_tokens))
 
     def seed(self, n: int = 5) -> list[dict[str, Any]]:
