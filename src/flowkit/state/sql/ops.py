@@ -1,0 +1,255 @@
+"""The SQL of every state store operation, as plain functions of a sqlite3 connection.
+
+Write functions (`w_*`) run on the writer thread inside its transaction; read functions run
+on the reader thread, one autocommit statement each. JSON columns hold compact JSON text
+(`separators=(",", ":")`, `default=str`), NULL for None, with secret values masked.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from flowkit.errors import StateError
+from flowkit.redact import redact, redact_text
+from flowkit.state.base import (
+    AttemptRecord,
+    ItemRecord,
+    ItemStatus,
+    RunRecord,
+    StepRecord,
+    StepStatus,
+)
+
+# Attempt outcome recorded for each step status.
+OUTCOMES: dict[StepStatus, str] = {
+    StepStatus.OK: "ok",
+    StepStatus.STARTED: "started",
+    StepStatus.FAILED: "error",
+    StepStatus.UNKNOWN: "unknown",
+    StepStatus.SKIPPED: "skipped",
+    StepStatus.WAITING: "waiting",
+}
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def dumps(value: Any) -> str | None:
+    """Compact JSON of `value` with secrets masked; None stays NULL."""
+    if value is None:
+        return None
+    return _ENCODER.encode(redact(value))
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def text(value: str | None) -> str | None:
+    return None if value is None else redact_text(value)
+
+
+# rows ----------------------------------------------------------------------------------
+
+ITEM_COLS = "recipe, item_key, status, data, wake_at, error, failures, updated_at"
+STEP_COLS = (
+    "recipe, item_key, step_key, status, output, attempts, error, idempotency_key, "
+    "fingerprint, updated_at"
+)
+RUN_COLS = "id, recipe, recipe_hash, started_at, finished_at, status, summary"
+ATTEMPT_COLS = "run_id, recipe, item_key, step_key, attempt, outcome, error, error_kind, at"
+
+
+def item(row: Sequence[Any]) -> ItemRecord:
+    return ItemRecord(
+        recipe=row[0],
+        key=row[1],
+        status=ItemStatus(row[2]),
+        data=loads(row[3]),
+        wake_at=row[4],
+        error=row[5],
+        failures=row[6],
+        updated_at=row[7],
+    )
+
+
+def step(row: Sequence[Any]) -> StepRecord:
+    return StepRecord(
+        recipe=row[0],
+        item_key=row[1],
+        step_key=row[2],
+        status=StepStatus(row[3]),
+        output=loads(row[4]),
+        attempts=row[5],
+        error=row[6],
+        idempotency_key=row[7],
+        fingerprint=row[8],
+        updated_at=row[9],
+    )
+
+
+def run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        id=row[0],
+        recipe=row[1],
+        recipe_hash=row[2],
+        started_at=row[3],
+        finished_at=row[4],
+        status=row[5],
+        summary=loads(row[6]) or {},
+    )
+
+
+def attempt(row: Sequence[Any]) -> AttemptRecord:
+    return AttemptRecord(*row)
+
+
+# writes --------------------------------------------------------------------------------
+
+PUT_STEP = (
+    "INSERT INTO steps (recipe, item_key, step_key, status, output, attempts, error,"
+    " idempotency_key, fingerprint, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (recipe, item_key, step_key) DO UPDATE SET status = excluded.status,"
+    " output = excluded.output, attempts = excluded.attempts, error = excluded.error,"
+    " idempotency_key = COALESCE(excluded.idempotency_key, steps.idempotency_key),"
+    " fingerprint = COALESCE(excluded.fingerprint, steps.fingerprint),"
+    " updated_at = excluded.updated_at"
+)
+PUT_ATTEMPT = (
+    "INSERT INTO attempts (run_id, recipe, item_key, step_key, attempt, outcome, error,"
+    " error_kind, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def w_put_step(
+    step_row: tuple[Any, ...], attempt_row: tuple[Any, ...], c: sqlite3.Connection
+) -> None:
+    try:
+        c.execute(PUT_STEP, step_row)
+        c.execute(PUT_ATTEMPT, attempt_row)
+    except sqlite3.IntegrityError:
+        run_id, recipe, item_key, step_key = attempt_row[:4]
+        if c.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+            what = f"run '{run_id}' was never started"
+        else:
+            what = f"item '{item_key}' of recipe '{recipe}' was never admitted"
+        raise StateError(f"cannot journal step '{step_key}': {what}") from None
+
+
+def w_start_run(rid: str, recipe: str, rhash: str, now: float, c: sqlite3.Connection) -> None:
+    try:
+        c.execute(
+            "INSERT INTO runs (id, recipe, recipe_hash, started_at, finished_at, status, summary)"
+            " VALUES (?, ?, ?, ?, NULL, 'running', '{}')",
+            (rid, recipe, rhash, now),
+        )
+    except sqlite3.IntegrityError:
+        raise StateError(f"a run with id '{rid}' is already in the state store") from None
+
+
+def w_finish_run(params: tuple[Any, ...], c: sqlite3.Connection) -> int:
+    sql = "UPDATE runs SET status = ?, summary = ?, finished_at = ? WHERE id = ?"
+    return c.execute(sql, params).rowcount
+
+
+def w_admit(
+    recipe: str, rows: list[tuple[Any, ...]], cursor: str | None, now: float, c: sqlite3.Connection
+) -> int:
+    cur = c.executemany(
+        "INSERT INTO items (recipe, item_key, status, data, failures, admitted_at, updated_at)"
+        " VALUES (?, ?, 'pending', ?, 0, ?, ?) ON CONFLICT (recipe, item_key) DO NOTHING",
+        rows,
+    )
+    new = max(cur.rowcount, 0)
+    if cursor is not None:
+        c.execute(
+            "INSERT INTO cursors (recipe, value, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (recipe) DO UPDATE SET value = excluded.value,"
+            " updated_at = excluded.updated_at",
+            (recipe, cursor, now),
+        )
+    return new
+
+
+def w_set_item(params: tuple[Any, ...], c: sqlite3.Connection) -> int:
+    sql = (
+        "UPDATE items SET status = ?, wake_at = ?, error = ?, updated_at = ?,"
+        " failures = failures + ? WHERE recipe = ? AND item_key = ?"
+    )
+    return c.execute(sql, params).rowcount
+
+
+def w_retry(recipe: str, keys: Sequence[str] | None, now: float, c: sqlite3.Connection) -> int:
+    targets: Sequence[str]
+    if keys is None:
+        sql = "SELECT item_key FROM items WHERE recipe = ? AND status = 'failed' ORDER BY seq"
+        targets = [r[0] for r in c.execute(sql, (recipe,)).fetchall()]
+    else:
+        targets = list(dict.fromkeys(keys))
+    count = 0
+    for key in targets:
+        cur = c.execute(
+            "UPDATE items SET status = 'pending', failures = 0, error = NULL, wake_at = NULL,"
+            " updated_at = ? WHERE recipe = ? AND item_key = ? AND status = 'failed'",
+            (now, recipe, key),
+        )
+        if cur.rowcount:
+            count += 1
+            c.execute(
+                "DELETE FROM steps WHERE recipe = ? AND item_key = ?"
+                " AND status IN ('failed', 'unknown')",
+                (recipe, key),
+            )
+    return count
+
+
+def w_kv_set(params: tuple[Any, ...], c: sqlite3.Connection) -> None:
+    c.execute(
+        "INSERT INTO kv (namespace, key, value, updated_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
+        " updated_at = excluded.updated_at",
+        params,
+    )
+
+
+def w_pragmas(c: sqlite3.Connection) -> dict[str, Any]:
+    names = ("journal_mode", "synchronous", "busy_timeout", "foreign_keys", "user_version")
+    return {name: c.execute(f"PRAGMA {name}").fetchone()[0] for name in names}
+
+
+# reads ---------------------------------------------------------------------------------
+
+
+def fetch(c: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    return c.execute(sql, params).fetchall()
+
+
+def r_list_runs(recipe: str | None, limit: int, c: sqlite3.Connection) -> list[RunRecord]:
+    where, params = ("WHERE recipe = ? ", [recipe]) if recipe is not None else ("", [])
+    sql = f"SELECT {RUN_COLS} FROM runs {where}ORDER BY started_at DESC, id DESC LIMIT ?"
+    return [run(r) for r in fetch(c, sql, [*params, limit])]
+
+
+def r_list_items(
+    recipe: str | None, status: ItemStatus | None, limit: int, c: sqlite3.Connection
+) -> list[ItemRecord]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if recipe is not None:
+        clauses.append("recipe = ?")
+        params.append(recipe)
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(ItemStatus(status).value)
+    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+    sql = f"SELECT {ITEM_COLS} FROM items {where}ORDER BY seq LIMIT ?"
+    return [item(r) for r in fetch(c, sql, [*params, limit])]
+
+
+ITEMS_TO_RUN = (
+    f"SELECT {ITEM_COLS} FROM items WHERE recipe = ? AND (status = 'pending'"
+    " OR (status = 'waiting' AND COALESCE(wake_at, 0) <= ?)"
+    " OR (status = 'failed' AND failures < ?)) ORDER BY seq"
+)

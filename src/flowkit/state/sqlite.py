@@ -1,0 +1,543 @@
+"""The embedded SQLite backend of the state store (WAL, group commit, flock recipe locks).
+
+Tables (created by `flowkit.state.migrations`; standard SQL so a PostgreSQL backend can keep
+the same layout; JSON columns are TEXT holding compact JSON, NULL for None):
+
+  schema_version (version PK, description, applied_at)        one row per applied migration
+  runs     (id PK, recipe, recipe_hash, started_at, finished_at, status, summary JSON)
+  cursors  (recipe PK, value, updated_at)
+  items    (seq autoincrement PK = admission order, recipe, item_key, status, data JSON,
+            wake_at, error, failures, admitted_at, updated_at; UNIQUE (recipe, item_key))
+  steps    (recipe, item_key, step_key PK; status, output JSON, attempts, error,
+            idempotency_key, fingerprint, updated_at; FK (recipe, item_key) -> items)
+  attempts (id PK = append order, run_id FK -> runs, recipe, item_key, step_key, attempt,
+            outcome, error, error_kind, at)
+  kv       (namespace, key PK; value, updated_at)
+
+How it keeps the promises of `flowkit.state.base`:
+
+* Durability: WAL with `synchronous=FULL` (one fsync of the WAL per commit; NORMAL is an
+  opt-in that may lose the last commits on power loss, never on a process crash).
+* Group commit: one writer thread owns the write connection. A write method enqueues an
+  operation and awaits an asyncio future; the writer drains everything queued, runs it in ONE
+  `BEGIN IMMEDIATE` transaction, commits, then resolves the futures (one
+  `call_soon_threadsafe` per event loop per batch). A method returns only after its commit.
+  If one operation of a batch fails (a constraint), the batch is rolled back and replayed one
+  operation per transaction, so only the faulty call sees the error.
+* Reads use a second connection on one reader thread; each read is one autocommit statement.
+* "database is locked" never surfaces: busy_timeout (5 s) on every connection, short
+  IMMEDIATE transactions, and a bounded Python-level retry with backoff on SQLITE_BUSY; past
+  that budget, and for disk full, read-only, corrupt or foreign files, a one-line StateError
+  naming the file.
+* Recipe locks: `fcntl.flock(LOCK_EX | LOCK_NB)` on `<db>.<recipe>.<hash>.lock`, released by
+  the kernel when the holder dies (even on kill -9). Lock files are never deleted: deleting
+  one that another process has open would let two processes lock different inodes.
+
+Synchronous callers (CLI listing commands) use `SyncStateStore`, which runs each call on a
+private event loop.
+
+References read: https://www.sqlite.org/wal.html, https://www.sqlite.org/pragma.html
+(journal_mode, synchronous, busy_timeout, user_version, max_page_count),
+https://sqlite.org/c3ref/busy_timeout.html, https://docs.python.org/3/library/sqlite3.html
+(isolation_level=None, sqlite_errorcode), https://linux.die.net/man/2/flock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from flowkit.errors import StateError
+from flowkit.state import migrations
+from flowkit.state.base import (
+    AttemptRecord,
+    ItemRecord,
+    ItemStatus,
+    RunRecord,
+    StepRecord,
+    StepStatus,
+)
+from flowkit.state.sql import ops
+from flowkit.state.sql.errors import Clock, SystemClock, retry_busy, state_error
+from flowkit.state.sql.lock import FileLock, acquire, lock_path
+from flowkit.state.sql.writer import Op, WriteFn, Writer
+
+__all__ = [
+    "Clock",
+    "FileLock",
+    "SqliteStateStore",
+    "SyncStateStore",
+    "SystemClock",
+    "default_state_path",
+    "lock_path",
+    "open_store",
+]
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT = 5.0  # seconds SQLite's own busy handler waits for a lock
+BUSY_RETRY = 30.0  # further seconds of Python-level retries before giving up
+
+
+def default_state_path() -> Path:
+    """`$FLOWKIT_STATE`, else `$XDG_STATE_HOME/flowkit/state.db`, else
+    `~/.local/state/flowkit/state.db`."""
+    explicit = os.environ.get("FLOWKIT_STATE")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    # The XDG base directory spec says relative values are invalid and must be ignored.
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "flowkit" / "state.db"
+    return Path.home() / ".local" / "state" / "flowkit" / "state.db"
+
+
+def open_store(path: str | os.PathLike[str] | None, **options: Any) -> SqliteStateStore:
+    """A store for `path` (None: `default_state_path()`), not yet opened: use
+    `async with open_store(path) as store:` or `await store.open()`."""
+    return SqliteStateStore(default_state_path() if path is None else path, **options)
+
+
+class SqliteStateStore:
+    """The SQLite implementation of `flowkit.state.base.StateStore`.
+
+    `synchronous="NORMAL"` trades durability on power loss (never on a process crash) for
+    fewer fsyncs. `clock` drives lock polling, BUSY backoff and the times the store stamps
+    itself (retry_items, kv_set); everything else is stamped with the caller's `now`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        clock: Clock | None = None,
+        busy_timeout: float = BUSY_TIMEOUT,
+        busy_retry: float = BUSY_RETRY,
+    ) -> None:
+        raw = os.fspath(path)
+        if not raw or raw == ":memory:" or raw.startswith("file:"):
+            raise StateError(
+                f"the state store needs a file path, not {raw!r} (in tests: a file in tmp_path)"
+            )
+        self.path = Path(raw).expanduser().absolute()
+        sync = synchronous.upper()
+        if sync not in ("FULL", "NORMAL"):
+            raise StateError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        self.synchronous = sync
+        self.clock: Clock = clock or SystemClock()
+        self.busy_timeout = busy_timeout
+        self.busy_retry = busy_retry
+        self._writer: Writer | None = None
+        self._reader: concurrent.futures.ThreadPoolExecutor | None = None
+        self._rconn: sqlite3.Connection | None = None
+        self._opened = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SqliteStateStore({str(self.path)!r})"
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed since open (group commit makes this << writes)."""
+        return self._writer.commits if self._writer else 0
+
+    # plumbing ----------------------------------------------------------------------------
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        return retry_busy(fn, self.clock, self.busy_retry)
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, sqlite3.Error):
+            return state_error(exc, str(self.path), self.busy_timeout + self.busy_retry)
+        return exc
+
+    def _connect(self, *, writer: bool) -> sqlite3.Connection:
+        path = str(self.path)
+
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(
+                path,
+                timeout=self.busy_timeout,
+                isolation_level=None,  # autocommit: we issue BEGIN IMMEDIATE / COMMIT
+                check_same_thread=False,  # opened on one thread, used on its owner thread
+                cached_statements=256,
+            )
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+                conn.execute("PRAGMA foreign_keys = ON")
+                if writer:
+                    mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+                    if mode.lower() != "wal":
+                        raise StateError(
+                            f"cannot put the state database {path} in WAL mode (it stays in "
+                            f"{mode} mode); use a local file system"
+                        )
+                    conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+                    conn.execute("PRAGMA journal_size_limit = 67108864")
+                    migrations.migrate(conn, path, self.clock.time())
+                else:
+                    conn.execute("PRAGMA query_only = ON")
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        try:
+            return self._retry(connect)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+
+    def _prepare_file(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Created 0600 before SQLite sees it: state holds customer data and tokens, and
+            # SQLite gives the -wal and -shm files the database file's permissions.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            os.close(fd)
+        except IsADirectoryError:
+            raise StateError(f"the state database {self.path} is a directory") from None
+        except OSError as exc:
+            if self.path.exists():
+                raise StateError(
+                    f"cannot open the state database {self.path} for writing: {exc.strerror}; "
+                    "the file and its directory must be writable"
+                ) from exc
+            raise StateError(
+                f"cannot create the state database {self.path}: {exc.strerror}; the directory "
+                "must be writable"
+            ) from exc
+
+    def _not_open(self) -> StateError:
+        state = "closed" if self._closed else "not open"
+        return StateError(f"the state store {self.path} is {state}")
+
+    async def _write(self, fn: WriteFn | None, rows: Any = None) -> Any:
+        writer = self._writer
+        if writer is None:
+            raise self._not_open()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        try:
+            writer.submit(Op(fn, fut, loop, rows))
+        except StateError:
+            raise self._not_open() from None
+        return await fut
+
+    def _read_call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._rconn
+        if conn is None:
+            raise self._not_open()
+        try:
+            return self._retry(lambda: fn(conn))
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        reader = self._reader
+        if reader is None:
+            raise self._not_open()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(reader, self._read_call, fn)
+
+    # lifecycle -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create or migrate the database and start the writer and reader threads."""
+        if self._closed:
+            raise self._not_open()
+        if self._opened:
+            return
+        self._prepare_file()
+        loop = asyncio.get_running_loop()
+        writer = Writer(
+            f"flowkit-state-writer:{self.path.name}",
+            functools.partial(self._connect, writer=True),
+            self._retry,
+            self._translate,
+        )
+        writer.start()
+        await asyncio.wrap_future(writer.ready)
+        reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flowkit-state-read")
+        try:
+            self._rconn = await loop.run_in_executor(
+                reader, functools.partial(self._connect, writer=False)
+            )
+        except BaseException:
+            reader.shutdown()
+            await loop.run_in_executor(None, writer.stop)
+            raise
+        self._writer = writer
+        self._reader = reader
+        self._opened = True
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the threads and close the connections (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        writer, self._writer = self._writer, None
+        reader, self._reader = self._reader, None
+        loop = asyncio.get_running_loop()
+        if writer is not None:
+            await loop.run_in_executor(None, writer.stop)
+        if reader is not None:
+            rconn, self._rconn = self._rconn, None
+            if rconn is not None:
+                await loop.run_in_executor(reader, rconn.close)
+            await loop.run_in_executor(None, reader.shutdown)
+
+    async def __aenter__(self) -> SqliteStateStore:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def lock(self, recipe: str, wait: float = 0.0) -> FileLock:
+        """Take the recipe's exclusive lock or raise LockHeld after `wait` seconds.
+
+        Blocking (it polls with the store's clock); works without `open()`.
+        """
+        return acquire(self.path, recipe, wait, self.clock)
+
+    async def pragmas(self) -> dict[str, Any]:
+        """The write connection's settings: journal_mode, synchronous, busy_timeout, ..."""
+        result: dict[str, Any] = await self._write(ops.w_pragmas)
+        return result
+
+    # runs ----------------------------------------------------------------------------------
+
+    async def start_run(self, run_id: str, recipe: str, recipe_hash: str, now: float) -> None:
+        await self._write(functools.partial(ops.w_start_run, run_id, recipe, recipe_hash, now))
+
+    async def finish_run(
+        self, run_id: str, status: str, summary: dict[str, Any], now: float
+    ) -> None:
+        params = (status, ops.dumps(summary or {}), now, run_id)
+        if not await self._write(functools.partial(ops.w_finish_run, params)):
+            raise StateError(f"no run with id '{run_id}' in the state store {self.path}")
+
+    async def list_runs(self, recipe: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """Newest first."""
+        return await self._read(functools.partial(ops.r_list_runs, recipe, limit))
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        sql = f"SELECT {ops.RUN_COLS} FROM runs WHERE id = ?"
+        rows = await self._read(lambda c: ops.fetch(c, sql, (run_id,)))
+        return ops.run(rows[0]) if rows else None
+
+    async def run_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """In the order they were journaled."""
+        sql = f"SELECT {ops.ATTEMPT_COLS} FROM attempts WHERE run_id = ? ORDER BY id"
+        rows = await self._read(lambda c: ops.fetch(c, sql, (run_id,)))
+        return [ops.attempt(r) for r in rows]
+
+    # trigger -------------------------------------------------------------------------------
+
+    async def get_cursor(self, recipe: str) -> str | None:
+        sql = "SELECT value FROM cursors WHERE recipe = ?"
+        rows = await self._read(lambda c: ops.fetch(c, sql, (recipe,)))
+        return str(rows[0][0]) if rows else None
+
+    async def admit_items(
+        self, recipe: str, items: Sequence[tuple[str, Any]], cursor: str | None, now: float
+    ) -> int:
+        """Insert unseen items (PENDING, in the given order) and set the cursor, in one
+        transaction; returns how many were new."""
+        rows = [(recipe, str(key), ops.dumps(data), now, now) for key, data in items]
+        new: int = await self._write(functools.partial(ops.w_admit, recipe, rows, cursor, now))
+        return new
+
+    # items ---------------------------------------------------------------------------------
+
+    async def get_item(self, recipe: str, key: str) -> ItemRecord | None:
+        sql = f"SELECT {ops.ITEM_COLS} FROM items WHERE recipe = ? AND item_key = ?"
+        rows = await self._read(lambda c: ops.fetch(c, sql, (recipe, key)))
+        return ops.item(rows[0]) if rows else None
+
+    async def items_to_run(self, recipe: str, now: float, max_failures: int) -> list[ItemRecord]:
+        """PENDING, due WAITING (a missing wake_at counts as due) and FAILED items with fewer
+        than `max_failures` failures, in admission order."""
+        params = (recipe, now, max_failures)
+        rows = await self._read(lambda c: ops.fetch(c, ops.ITEMS_TO_RUN, params))
+        return [ops.item(r) for r in rows]
+
+    async def list_items(
+        self, recipe: str | None = None, status: ItemStatus | None = None, limit: int = 1000
+    ) -> list[ItemRecord]:
+        """In admission order."""
+        return await self._read(functools.partial(ops.r_list_items, recipe, status, limit))
+
+    async def set_item(
+        self,
+        recipe: str,
+        key: str,
+        status: ItemStatus,
+        now: float,
+        *,
+        wake_at: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Move an item to `status`; FAILED increments its failure count."""
+        st = ItemStatus(status)
+        failed = int(st is ItemStatus.FAILED)
+        params = (st.value, wake_at, ops.text(error), now, failed, recipe, key)
+        if not await self._write(functools.partial(ops.w_set_item, params)):
+            raise StateError(f"no item '{key}' of recipe '{recipe}' in the state store {self.path}")
+
+    async def retry_items(self, recipe: str, keys: Sequence[str] | None) -> int:
+        """Reset FAILED items (all when `keys` is None) to PENDING with zero failures and
+        delete their FAILED/UNKNOWN step records; returns how many items were reset."""
+        if isinstance(keys, str):
+            keys = [keys]
+        now = self.clock.time()
+        count: int = await self._write(functools.partial(ops.w_retry, recipe, keys, now))
+        return count
+
+    # steps ---------------------------------------------------------------------------------
+
+    async def get_steps(self, recipe: str, item_key: str) -> dict[str, StepRecord]:
+        sql = f"SELECT {ops.STEP_COLS} FROM steps WHERE recipe = ? AND item_key = ?"
+        rows = await self._read(lambda c: ops.fetch(c, sql, (recipe, item_key)))
+        return {r[2]: ops.step(r) for r in rows}
+
+    async def put_step(
+        self,
+        run_id: str,
+        recipe: str,
+        item_key: str,
+        step_key: str,
+        status: StepStatus,
+        now: float,
+        *,
+        output: Any = None,
+        attempts: int = 0,
+        error: str | None = None,
+        error_kind: str | None = None,
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
+        """Upsert the step and append an attempt row, durably.
+
+        A None idempotency_key or fingerprint keeps the stored one (the key recorded with
+        STARTED survives the OK that follows it).
+        """
+        st = StepStatus(status)
+        err = ops.text(error)
+        step = (recipe, item_key, step_key, st.value, ops.dumps(output), attempts, err,
+                idempotency_key, fingerprint, now)  # fmt: skip
+        attempt = (run_id, recipe, item_key, step_key, attempts, ops.OUTCOMES[st], err,
+                   error_kind, now)  # fmt: skip
+        await self._write(None, (step, attempt))
+
+    # connector key-value -------------------------------------------------------------------
+
+    async def kv_get(self, namespace: str, key: str) -> str | None:
+        sql = "SELECT value FROM kv WHERE namespace = ? AND key = ?"
+        rows = await self._read(lambda c: ops.fetch(c, sql, (namespace, key)))
+        return str(rows[0][0]) if rows else None
+
+    async def kv_set(self, namespace: str, key: str, value: str) -> None:
+        """Stored verbatim (never masked: rotated tokens live here)."""
+        params = (namespace, key, value, self.clock.time())
+        await self._write(functools.partial(ops.w_kv_set, params))
+
+
+class SyncStateStore:
+    """Blocking facade for synchronous callers (CLI listing and retry commands).
+
+    Each call runs on a private event loop, so it must not be used from inside a running
+    loop. Use as a context manager: `with SyncStateStore(path) as store: store.list_runs()`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, **options: Any) -> None:
+        self.store = open_store(path, **options)
+        self._runner: asyncio.Runner | None = None
+
+    def _call(self, coro: Any) -> Any:
+        if self._runner is None:
+            coro.close()
+            raise StateError(f"the state store {self.store.path} is not open")
+        return self._runner.run(coro)
+
+    def open(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        try:
+            self._runner.run(self.store.open())
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            try:
+                runner.run(self.store.close())
+            finally:
+                runner.close()
+
+    def __enter__(self) -> SyncStateStore:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def lock(self, recipe: str, wait: float = 0.0) -> FileLock:
+        return self.store.lock(recipe, wait)
+
+    def list_runs(self, recipe: str | None = None, limit: int = 20) -> list[RunRecord]:
+        result: list[RunRecord] = self._call(self.store.list_runs(recipe, limit))
+        return result
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        result: RunRecord | None = self._call(self.store.get_run(run_id))
+        return result
+
+    def run_attempts(self, run_id: str) -> list[AttemptRecord]:
+        result: list[AttemptRecord] = self._call(self.store.run_attempts(run_id))
+        return result
+
+    def get_cursor(self, recipe: str) -> str | None:
+        result: str | None = self._call(self.store.get_cursor(recipe))
+        return result
+
+    def get_item(self, recipe: str, key: str) -> ItemRecord | None:
+        result: ItemRecord | None = self._call(self.store.get_item(recipe, key))
+        return result
+
+    def list_items(
+        self, recipe: str | None = None, status: ItemStatus | None = None, limit: int = 1000
+    ) -> list[ItemRecord]:
+        result: list[ItemRecord] = self._call(self.store.list_items(recipe, status, limit))
+        return result
+
+    def items_to_run(self, recipe: str, now: float, max_failures: int) -> list[ItemRecord]:
+        result: list[ItemRecord] = self._call(self.store.items_to_run(recipe, now, max_failures))
+        return result
+
+    def retry_items(self, recipe: str, keys: Sequence[str] | None) -> int:
+        result: int = self._call(self.store.retry_items(recipe, keys))
+        return result
+
+    def get_steps(self, recipe: str, item_key: str) -> dict[str, StepRecord]:
+        result: dict[str, StepRecord] = self._call(self.store.get_steps(recipe, item_key))
+        return result
+
+    def kv_get(self, namespace: str, key: str) -> str | None:
+        result: str | None = self._call(self.store.kv_get(namespace, key))
+        return result
+
+    def kv_set(self, namespace: str, key: str, value: str) -> None:
+        self._call(self.store.kv_set(namespace, key, value))
