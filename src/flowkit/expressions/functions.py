@@ -449,6 +449,8 @@ _SECONDS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms":
 def fn_duration(value: Any) -> float:
     """Seconds in '3d', '90m', '1h30m', '45s', '2w', '500ms', or a number of seconds."""
     if v.is_number(value):
+        if not math.isfinite(value):
+            raise _need("duration", "a finite number of seconds", value)
         return float(value)
     text = _str("duration", value).strip()
     if _FLOAT_TEXT.fullmatch(text) and not text.startswith(("-", "+")):

@@ -82,16 +82,26 @@ _MISTAKES = {
 }
 
 
-def _string(text: str, pos: int) -> tuple[str, int]:
+_PLAIN = {"'": re.compile(r"[^'\\]+"), '"': re.compile(r'[^"\\]+')}
+
+
+def _string(text: str, pos: int, limit: int) -> tuple[str, int]:
     """Read a quoted string starting at `pos` (the quote); return its value and end offset.
 
     Backslash escapes as in JSON; inside single quotes `''` is a quote (as in GitHub Actions).
+    Scanning stops at `limit`, the end of the longest allowed expression.
     """
     quote = text[pos]
+    plain = _PLAIN[quote]
     out: list[str] = []
     i = pos + 1
-    n = len(text)
+    n = min(len(text), limit + 1)
     while i < n:
+        m = plain.match(text, i, n)
+        if m is not None:
+            out.append(m.group())
+            i = m.end()
+            continue
         c = text[i]
         if c == quote:
             if quote == "'" and i + 1 < n and text[i + 1] == "'":
@@ -99,31 +109,30 @@ def _string(text: str, pos: int) -> tuple[str, int]:
                 i += 2
                 continue
             return "".join(out), i + 1
-        if c == "\\":
-            if i + 1 >= n:
-                break
-            e = text[i + 1]
-            if e == "u":
-                digits = text[i + 2 : i + 6]
-                if len(digits) != 4 or not all(d in "0123456789abcdefABCDEF" for d in digits):
-                    raise ExpressionSyntaxError(
-                        "`\\u` must be followed by 4 hex digits", i, "e.g. `\\u00e9`"
-                    )
-                out.append(chr(int(digits, 16)))
-                i += 6
-                continue
-            if e not in _ESCAPES:
+        # a backslash
+        if i + 1 >= n:
+            break
+        e = text[i + 1]
+        if e == "u":
+            digits = text[i + 2 : i + 6]
+            if len(digits) != 4 or not all(d in "0123456789abcdefABCDEF" for d in digits):
                 raise ExpressionSyntaxError(
-                    f"unknown escape `\\{e}` in string",
-                    i,
-                    "write `\\\\` for a backslash",
+                    "`\\u` must be followed by 4 hex digits", i, "e.g. `\\u00e9`"
                 )
-            out.append(_ESCAPES[e])
-            i += 2
+            out.append(chr(int(digits, 16)))
+            i += 6
             continue
-        out.append(c)
-        i += 1
-    raise ExpressionSyntaxError("unterminated string", pos, f"close it with {quote}")
+        if e not in _ESCAPES:
+            raise ExpressionSyntaxError(
+                f"unknown escape `\\{e}` in string", i, "write `\\\\` for a backslash"
+            )
+        out.append(_ESCAPES[e])
+        i += 2
+    if n <= limit:
+        raise ExpressionSyntaxError("unterminated string", pos, f"close it with {quote}")
+    raise ExpressionSyntaxError(
+        f"expression is longer than {MAX_EXPRESSION_LENGTH:,} characters", pos
+    )
 
 
 def tokenize(text: str, pos: int, opened_at: int | None) -> tuple[list[Token], int]:
@@ -169,7 +178,7 @@ def tokenize(text: str, pos: int, opened_at: int | None) -> tuple[list[Token], i
             tokens.append(Token(NUM, value, pos, end))
             pos = end
         elif c == "'" or c == '"':
-            value, end = _string(text, pos)
+            value, end = _string(text, pos, limit)
             tokens.append(Token(STR, value, pos, end))
             pos = end
         elif c.isalpha() or c == "_":

@@ -13,9 +13,31 @@ from flowkit.expressions.values import EvalError
 
 Context = Mapping[str, Any]
 
-# access operations: (kind, argument, text before this operation, text of this operation)
+
+class Span:
+    """Source text of an access chain up to some operation, sliced only when a message needs it
+    (a long `a.b.c...` chain would otherwise keep a copy of its prefix for every step)."""
+
+    __slots__ = ("end", "source", "start")
+
+    def __init__(self, source: str, start: int, end: int) -> None:
+        self.source = source
+        self.start = start
+        self.end = end
+
+    def __str__(self) -> str:
+        if self.end - self.start > 60:
+            return (
+                self.source[self.start : self.start + 25]
+                + "..."
+                + self.source[self.end - 30 : self.end]
+            )
+        return self.source[self.start : self.end]
+
+
+# access operations: (kind, argument, source text before this operation, text of this operation)
 KEY, INDEX, DYNAMIC, EACH = 0, 1, 2, 3
-Op = tuple[int, Any, str, str]
+Op = tuple[int, Any, Span, str]
 
 
 class Node:
@@ -69,7 +91,8 @@ class Root(Node):
             ) from None
 
 
-def _null(before: str, op_text: str, what: str) -> EvalError:
+def _null(span: Span, op_text: str, what: str) -> EvalError:
+    before = str(span)
     parts = before.split(".")
     if len(parts) == 2 and parts[0] == "steps" and parts[1].isidentifier():
         return EvalError(
@@ -82,7 +105,7 @@ def _null(before: str, op_text: str, what: str) -> EvalError:
     )
 
 
-def _key(cur: Any, key: Any, before: str, op_text: str) -> Any:
+def _key(cur: Any, key: Any, span: Span, op_text: str) -> Any:
     if isinstance(cur, Mapping):
         try:
             return cur.get(key)
@@ -90,7 +113,8 @@ def _key(cur: Any, key: Any, before: str, op_text: str) -> Any:
             return None
     what = repr(key) if isinstance(key, str) else f"[{key}]"
     if cur is None:
-        raise _null(before, op_text, what)
+        raise _null(span, op_text, what)
+    before = str(span)
     if v.is_list(cur):
         raise EvalError(
             f"cannot read {what} of a list: `{before}` is a list of {len(cur)}",
@@ -100,7 +124,7 @@ def _key(cur: Any, key: Any, before: str, op_text: str) -> Any:
     raise EvalError(f"cannot read {what} of {v.type_name(cur)}: `{before}` is {v.describe(cur)}")
 
 
-def _index(cur: Any, index: int, before: str, op_text: str) -> Any:
+def _index(cur: Any, index: int, span: Span, op_text: str) -> Any:
     if v.is_list(cur) or isinstance(cur, str):
         try:
             return cur[index]
@@ -109,19 +133,21 @@ def _index(cur: Any, index: int, before: str, op_text: str) -> Any:
     if isinstance(cur, Mapping):
         return cur.get(index)
     if cur is None:
-        raise _null(before, op_text, f"[{index}]")
+        raise _null(span, op_text, f"[{index}]")
+    before = str(span)
     raise EvalError(
         f"cannot index {v.type_name(cur)} with [{index}]: `{before}` is {v.describe(cur)}"
     )
 
 
-def _each(cur: Any, before: str) -> list[Any]:
+def _each(cur: Any, span: Span) -> list[Any]:
     if v.is_list(cur):
         return list(cur)
     if isinstance(cur, Mapping):
         return list(cur.values())
     if cur is None:
-        raise _null(before, "[*]", "[*]")
+        raise _null(span, "[*]", "[*]")
+    before = str(span)
     raise EvalError(
         f"cannot use [*] on {v.type_name(cur)}: `{before}` is {v.describe(cur)}",
         "[*] maps over the elements of a list (or the values of an object)",

@@ -239,7 +239,7 @@ class Parser:
         ops: list[n.Op] = []
         while self.peek().kind == OP:
             tok = self.peek()
-            before = self.text[start : self.tokens[self.pos - 1].end]
+            before = n.Span(self.text, start, self.tokens[self.pos - 1].end)
             if tok.value == ".":
                 self.advance()
                 name = self.advance()
@@ -250,7 +250,7 @@ class Parser:
                     raise ExpressionSyntaxError(
                         f"expected a name after `.`, found {name.describe()}", name.start
                     )
-                self.name_ok(name, before)
+                self.name_ok(name, str(before))
                 if self.at("("):
                     spec = SPECS.get(name.value)
                     hint = None
@@ -297,7 +297,7 @@ class Parser:
             return base
         return self.checked(n.Access(base, ops), first)
 
-    def index_op(self, index: n.Node, before: str, op_text: str, tok: Token) -> n.Op:
+    def index_op(self, index: n.Node, before: n.Span, op_text: str, tok: Token) -> n.Op:
         if not isinstance(index, n.Literal):
             return (n.DYNAMIC, index, before, op_text)
         value = index.value
