@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -98,6 +99,7 @@ class Sandbox:
         """Seed every service and start serving; stops what started if one fails."""
         if self._started:
             return self
+        self._check_ports()
         self._seed()
         apps: list[tuple[str, web.Application | None]] = [
             ("stripe", self.stripe.app),
@@ -118,6 +120,21 @@ class Sandbox:
             raise
         self._started = True
         return self
+
+    def _check_ports(self) -> None:
+        """Fail before starting anything when a chosen port is taken (an `OSError` naming it)."""
+        if self.base_port is None:
+            return
+        for service in SERVICES:
+            port = self.base_port + SERVICES.index(service)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError as exc:
+                    raise OSError(
+                        exc.errno, f"port {port} ({service}) is in use: {exc.strerror}"
+                    ) from None
 
     def _serve(self, name: str, app: web.Application) -> None:
         handle = serve_in_thread(app, self._port(name))

@@ -361,11 +361,18 @@ class StripeSandbox:
             if path is None or e.path == path or (path.endswith("/") and e.path.startswith(path))
         ]
 
-    def fail_next(self, count: int = 1, status: int = 503, retry_after: int | None = 1) -> None:
-        """The next `count` requests answer `status` (429 / 5xx) without being processed."""
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 503,
+        retry_after: int | None = 1,
+        match: str | None = None,
+    ) -> None:
+        """The next `count` requests (matching `match`, e.g. "POST /v1/charges"; it applies to
+        every counted knob) answer `status` (429 / 5xx) without being processed."""
         with self._lock:
             self.faults.fail_next, self.faults.fail_status = count, status
-            self.faults.retry_after = retry_after
+            self.faults.retry_after, self.faults.match = retry_after, match
 
     def summary(self) -> JSON:
         """Counts for the sandbox status page."""
@@ -649,7 +656,8 @@ class StripeSandbox:
             raise StripeError(400, "You may only specify one of these parameters: "
                               "starting_after, ending_before.")  # fmt: skip
         rows = [o for o in table.values() if all(o.get(k) == v for k, v in filters.items())]
-        rows = [o for o in rows if self._created_ok(o["created"], p.get("created"))]
+        created_ok = self._created_filter(p.get("created"))
+        rows = [o for o in rows if created_ok(o["created"])]
         rows.sort(key=lambda o: self._order[o["id"]], reverse=True)
         cursor = after or before
         if cursor is not None and cursor not in table:
@@ -667,23 +675,26 @@ class StripeSandbox:
         return {"object": "list", "data": page, "has_more": has_more, "url": url}
 
     @staticmethod
-    def _created_ok(created: int, spec: Any) -> bool:
+    def _created_filter(spec: Any) -> Callable[[int], bool]:
+        """A predicate for `created=N` or `created[gt|gte|lt|lte]=N` (validated up front)."""
         if spec is None:
-            return True
+            return lambda _created: True
         if isinstance(spec, str):
             spec = {"eq": spec}
         if not isinstance(spec, dict) or not set(spec) <= {"eq", "gt", "gte", "lt", "lte"}:
             raise StripeError(400, "Invalid created filter: use created[gt|gte|lt|lte].",
                               param="created")  # fmt: skip
-        checks: dict[str, Callable[[int, int], bool]] = {
+        ops: dict[str, Callable[[int, int], bool]] = {
             "eq": lambda a, b: a == b, "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b,
             "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
         }  # fmt: skip
+        bounds: list[tuple[Callable[[int, int], bool], int]] = []
         for op, raw in spec.items():
-            value = _int({f"created[{op}]": raw}, f"created[{op}]")
-            if value is not None and not checks[op](created, value):
-                return False
-        return True
+            try:
+                bounds.append((ops[op], int(str(raw))))
+            except ValueError:
+                raise StripeError(400, f"Invalid integer: {raw}", param=f"created[{op}]") from None
+        return lambda created: all(check(created, bound) for check, bound in bounds)
 
     def _expand(self, obj: JSON, paths: list[str], *, in_list: bool) -> JSON:
         expandable = {"customer": self.customers, "payment_intent": self.payment_intents,
