@@ -104,7 +104,7 @@ class Scan:
     """What flowkit needs to know about a statement, with literals and comments blanked."""
 
     code: str  # the statement with string literals, quoted names and comments blanked out
-    escaped: str  # the original text with ':' inside literals escaped for SQLAlchemy's text()
+    escaped: str  # the text with ':' in literals and comments escaped for SQLAlchemy's text()
     statements: int  # non-empty statements separated by ';'
     params: tuple[str, ...]  # named parameters, in order of first use
 
@@ -125,14 +125,14 @@ def scan(sql: str) -> Scan:
             end = sql.find("\n", i)
             end = n if end < 0 else end
             code.append(" ")
-            escaped.append(sql[i:end])
+            escaped.append(sql[i:end].replace(":", "\\:"))
             i = end
         elif sql.startswith("/*", i):
             end = sql.find("*/", i + 2)
             if end < 0:
                 raise _invalid("sql: a /* comment is not closed")
             code.append(" ")
-            escaped.append(sql[i : end + 2])
+            escaped.append(sql[i : end + 2].replace(":", "\\:"))
             i = end + 2
         elif ch in "'\"`":
             j = i + 1
