@@ -150,6 +150,8 @@ class ShopifyServer:
         self.currency = currency
         self.faults = Faults()
         self.calls: list[ShopifyCall] = []
+        # Called after each answer: lets a test change the shop between two requests.
+        self.after_request: Callable[[ShopifyCall], None] | None = None
         self.locations: dict[str, dict[str, Any]] = {}
         self.variants: dict[str, dict[str, Any]] = {}
         self.levels: dict[tuple[str, str], dict[str, int]] = {}
@@ -329,6 +331,8 @@ class ShopifyServer:
         self.calls.append(call)
         response = await self._answer(request, raw, call)
         call.status = response.status
+        if self.after_request is not None:
+            self.after_request(call)
         return response
 
     async def _answer(self, request: web.Request, raw: bytes, call: ShopifyCall) -> web.Response:
@@ -395,7 +399,8 @@ class ShopifyServer:
     def _refill(self) -> None:
         now = self.clock()
         elapsed = max(0.0, now - self._refilled)
-        self._available = min(self.bucket_size, self._available + elapsed * self.restore_rate)
+        level = min(self.bucket_size, self._available + elapsed * self.restore_rate)
+        self._available = round(level, 6)  # no float dust: 401.99999 points is 402
         self._refilled = now
 
     def _requested_cost(self, operation: str, variables: dict[str, Any]) -> int:

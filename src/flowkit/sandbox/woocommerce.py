@@ -57,6 +57,8 @@ ORDER_STATUSES = (
     "trash",
 )
 BATCH_LIMIT = 100
+# The parsed JSON object of a request body, for the handlers.
+JSON_BODY: web.RequestKey[dict[str, Any]] = web.RequestKey("json_body", dict)
 MAX_PER_PAGE = 100
 FIRST_NAMES = ("Ada", "Ben", "Chloé", "Dev", "Emil", "Fatima", "Gus", "Hana", "Ivo", "Jo")
 LAST_NAMES = ("Nakamura", "Okafor", "Petrov", "Quinn", "Rossi", "Silva", "Tanaka", "Ueda")
@@ -170,6 +172,8 @@ class WooCommerceServer:
         self.orders: dict[int, dict[str, Any]] = {}
         self.reviews: dict[int, dict[str, Any]] = {}
         self.requests: list[Received] = []
+        # Called after each answer: lets a test change the shop between two requests.
+        self.after_request: Callable[[Received], None] | None = None
         self._ids = {"product": 100, "order": 1000, "review": 0, "item": 0, "meta": 0}
         self.app = self._build_app()
 
@@ -383,6 +387,8 @@ class WooCommerceServer:
             await asyncio.sleep(self.faults.latency)
         response = await self._dispatch(request, handler, raw, body)
         record.status = response.status
+        if self.after_request is not None:
+            self.after_request(record)
         return response
 
     async def _dispatch(
@@ -396,7 +402,7 @@ class WooCommerceServer:
             return denied
         if raw and isinstance(body, str):
             return wp_error("rest_invalid_json", "Invalid JSON body passed.", 400)
-        request["json"] = body if isinstance(body, dict) else {}
+        request[JSON_BODY] = body if isinstance(body, dict) else {}
         try:
             response: web.StreamResponse = await handler(request)
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
@@ -542,7 +548,7 @@ class WooCommerceServer:
         found = self._order_or_404(request)
         if isinstance(found, web.Response):
             return found
-        body: dict[str, Any] = request["json"]
+        body: dict[str, Any] = request[JSON_BODY]
         status = body.get("status")
         if status is not None and status not in ORDER_STATUSES:
             raise InvalidParam("status", f"status is not one of {', '.join(ORDER_STATUSES)}.")
@@ -592,7 +598,8 @@ class WooCommerceServer:
 
     async def _update_product(self, request: web.Request) -> web.Response:
         raw = request.match_info["id"]
-        outcome = self._apply_product_update({**request["json"], "id": raw})
+        body: dict[str, Any] = request[JSON_BODY]
+        outcome = self._apply_product_update({**body, "id": raw})
         if "error" in outcome:
             error = outcome["error"]
             return wp_error(error["code"], error["message"], error["data"]["status"])
@@ -624,7 +631,7 @@ class WooCommerceServer:
         return dict(product)
 
     async def _batch_products(self, request: web.Request) -> web.Response:
-        body: dict[str, Any] = request["json"]
+        body: dict[str, Any] = request[JSON_BODY]
         groups = {name: body.get(name) or [] for name in ("create", "update", "delete")}
         if sum(len(items) for items in groups.values()) > BATCH_LIMIT:
             return wp_error(
@@ -661,7 +668,7 @@ class WooCommerceServer:
         return self._page(request, reviews)
 
     async def _create_review(self, request: web.Request) -> web.Response:
-        body: dict[str, Any] = request["json"]
+        body: dict[str, Any] = request[JSON_BODY]
         missing = [
             k for k in ("product_id", "review", "reviewer", "reviewer_email") if not body.get(k)
         ]
