@@ -493,3 +493,15 @@ def test_seeded_sandbox_lists_newest_first_over_http(clock: FakeClock, http: htt
             handle.url + "/v1/charges", headers={"Authorization": f"Basic {token}"}
         ).json()
     assert [c["id"] for c in listed["data"]] == [c["id"] for c in reversed(seeded)]
+
+
+def test_drop_after_apply_waits_for_a_request_that_applies(stripe: StripeFixture) -> None:
+    stripe.sandbox.faults.drop_after_apply_next = 1
+    invalid = post(stripe, "/v1/charges", {"amount": "10", "currency": "usd"}, key="v")
+    assert invalid.status_code == 400  # nothing applied: answered normally
+    bad_expand = post(stripe, "/v1/charges", {**CHARGE, "expand[]": "amount"}, key="e")
+    assert bad_expand.status_code == 400
+    assert stripe.sandbox.charges == {}
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(stripe, "/v1/charges", CHARGE)
+    assert len(stripe.sandbox.ledger) == 1

@@ -31,7 +31,12 @@ Decisions where the reference is silent: unknown parameters are rejected like St
 ("Received unknown parameter"); the fault knobs (`StripeFaults`, also `POST /_sandbox/faults`)
 act before anything is processed except `drop_after_apply` (the write is applied and its
 idempotent result saved, then the connection is closed without an answer) and `malformed`
-(processed normally, body truncated). The drop knobs only affect POST requests.
+(processed normally, body truncated). The drop knobs only affect POST requests, and
+`drop_after_apply` only one that applied a write.
+
+Control endpoints (no authentication, not part of Stripe): `GET|POST|DELETE /_sandbox/faults`
+(read, change or reset the knobs), `GET /_sandbox/ledger` (applied writes), `GET
+/_sandbox/state` (counts).
 """
 
 from __future__ import annotations
@@ -696,21 +701,28 @@ class StripeSandbox:
                 raise StripeError(400, f"Invalid integer: {raw}", param=f"created[{op}]") from None
         return lambda created: all(check(created, bound) for check, bound in bounds)
 
-    def _expand(self, obj: JSON, paths: list[str], *, in_list: bool) -> JSON:
-        expandable = {"customer": self.customers, "payment_intent": self.payment_intents,
-                      "latest_charge": self.charges, "charge": self.charges}  # fmt: skip
-        out = copy.deepcopy(obj)
+    def _expandable(self) -> dict[str, dict[str, JSON]]:
+        return {"customer": self.customers, "payment_intent": self.payment_intents,
+                "latest_charge": self.charges, "charge": self.charges}  # fmt: skip
+
+    def _check_expand(self, paths: Any, *, in_list: bool) -> None:
+        """Refuse bad `expand[]` values before anything is executed."""
+        if not isinstance(paths, list):
+            raise StripeError(400, "Invalid array: expand must be an array.", param="expand")
         for path in paths:
             name = path[5:] if in_list and path.startswith("data.") else path
-            targets = out["data"] if in_list else [out]
-            if name not in expandable or (in_list and not path.startswith("data.")):
+            if name not in self._expandable() or (in_list and not path.startswith("data.")):
                 raise StripeError(400, f"This property cannot be expanded ({path}).",
                                   param="expand")  # fmt: skip
-            for target in targets:
-                if name not in target:
-                    raise StripeError(400, f"This property cannot be expanded ({path}).",
-                                      param="expand")  # fmt: skip
-                ref = target[name]
+
+    def _expand(self, obj: JSON, paths: list[str], *, in_list: bool) -> JSON:
+        """A copy of `obj` with the (checked) `paths` replaced by the objects they name."""
+        expandable = self._expandable()
+        out = copy.deepcopy(obj)
+        for path in paths:
+            name = path[5:] if in_list else path
+            for target in out["data"] if in_list else [out]:
+                ref = target.get(name)
                 if isinstance(ref, str) and ref in expandable[name]:
                     target[name] = copy.deepcopy(expandable[name][ref])
         return out
@@ -823,13 +835,15 @@ class StripeSandbox:
             except StripeError as err:
                 return self._respond(err.status, {"error": err.error}, headers)
             idem = request.headers.get("Idempotency-Key") if write else None
-            status, body, replayed = await self._run(request, op, params, key, idem, request_id)
+            status, body, replayed, applied = await self._run(
+                request, op, params, key, idem, request_id
+            )
             if idem is not None:
                 headers["Idempotency-Key"] = idem
             if replayed is not None:
                 headers["Idempotent-Replayed"] = "true"
                 headers["Original-Request"] = replayed
-            elif write and status != 409 and self._take("drop_after_apply_next", request):
+            elif applied and self._take("drop_after_apply_next", request):
                 return self._drop(request)
             if self._take("malformed_next", request):
                 text = _dumps(body)
@@ -847,8 +861,9 @@ class StripeSandbox:
         api_key: str,
         idem: str | None,
         request_id: str,
-    ) -> tuple[int, JSON, str | None]:
-        """Execute with Stripe's idempotency rules; returns (status, body, replayed-from)."""
+    ) -> tuple[int, JSON, str | None, bool]:
+        """Execute with Stripe's idempotency rules; returns (status, body, replayed-from,
+        whether a write was applied)."""
         digest = _hash(request.method, request.path, params)
         slot = (api_key, idem or "")
         if idem is not None:
@@ -861,7 +876,7 @@ class StripeSandbox:
                         "code": "idempotency_key_in_use", "message": "There is currently "
                         "another in-progress request using this Idempotent Key (that probably "
                         "means you submitted twice, and the other request is still going "
-                        f"through): {idem}. Please try again later."}}, None  # fmt: skip
+                        f"through): {idem}. Please try again later."}}, None, False  # fmt: skip
                 if saved is not None and (saved.method, saved.path) != (
                     request.method,
                     request.path,
@@ -870,41 +885,44 @@ class StripeSandbox:
                         "idempotent requests can only be used for the same endpoint they were "
                         f"first used for ('{saved.method} {saved.path}' vs '{request.method} "
                         f"{request.path}'). Try using a key other than '{idem}' if you meant "
-                        "to execute a different request."}}, None  # fmt: skip
+                        "to execute a different request."}}, None, False  # fmt: skip
                 if saved is not None and saved.params_hash != digest:
                     return 400, {"error": {"type": "idempotency_error", "message": "Keys for "
                         "idempotent requests can only be used with the same parameters they "
                         f"were first used with. Try using a key other than '{idem}' if you "
-                        "meant to execute a different request."}}, None  # fmt: skip
+                        "meant to execute a different request."}}, None, False  # fmt: skip
                 if saved is not None:
-                    return saved.status, copy.deepcopy(saved.body), saved.request_id
+                    return saved.status, copy.deepcopy(saved.body), saved.request_id, False
                 if len(idem) > 255:
                     return 400, {"error": {"type": "invalid_request_error", "message":
                         "Idempotency keys can be at most 255 characters long.",
-                        "param": "Idempotency-Key"}}, None  # fmt: skip
+                        "param": "Idempotency-Key"}}, None, False  # fmt: skip
                 self._saved[slot] = _Saved(request.method, request.path, digest, self.clock())
+        applied = False
         try:
             if self.faults.latency_ms:
                 await asyncio.sleep(self.faults.latency_ms / 1000)
             expand = params.get("expand") or []
-            if not isinstance(expand, list):
-                raise StripeError(400, "Invalid array: expand must be an array.", param="expand")
+            in_list = request.method == "GET" and not request.match_info
+            self._check_expand(expand, in_list=in_list)
             with self._lock:
                 obj = op(params, dict(request.match_info))
-                status, body = 200, self._expand(obj, expand, in_list=obj["object"] == "list")
                 if request.method == "POST":
+                    applied = True
                     self.ledger.append(
                         Effect(request.method, request.path, idem, digest, self.clock(), obj["id"])
                     )
+                status, body = 200, self._expand(obj, expand, in_list=in_list)
         except StripeError as err:
             status, body = err.status, {"error": err.error}
             if request.method == "POST" and err.executed and err.status == 402:
+                applied = True  # a declined charge exists now
                 self.ledger.append(Effect(request.method, request.path, idem, digest,
                                           self.clock(), str(err.error.get("charge"))))  # fmt: skip
-            if not err.executed and idem is not None:
+            if not err.executed and not applied and idem is not None:
                 with self._lock:
                     self._saved.pop(slot, None)
-                return status, body, None
+                return status, body, None, False
         except Exception:
             status, body = 500, {"error": {"type": "api_error",
                                            "message": "An unknown error occurred"}}  # fmt: skip
@@ -913,7 +931,7 @@ class StripeSandbox:
                 done = _Saved(request.method, request.path, digest, self.clock(), status,
                               copy.deepcopy(body), request_id, True)  # fmt: skip
                 self._saved[slot] = done
-        return status, body, None
+        return status, body, None, applied
 
     async def _params(self, request: web.Request, allowed: set[str]) -> JSON:
         pairs = list(request.query.items())
