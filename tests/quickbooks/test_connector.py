@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -483,3 +484,35 @@ async def test_fallback_happens_once_and_then_the_auth_error_stands(
     assert caught.value.kind is ErrorKind.AUTH and "invalid_grant" in caught.value.message
     assert sandbox.token_requests == 4  # 1 + (stored, configured) + configured again
     no_secrets(caught.value)
+
+
+async def test_concurrent_find_or_create_for_one_email_yields_one_customer(
+    session: QuickBooksSession, sandbox: QuickBooksSandbox, run: Any
+) -> None:
+    data = {"email": "twin@example.com", "display_name": "Twin Shop"}
+    one, two = await asyncio.gather(
+        run(session, "find_or_create_customer", key="fk-t1", **data),
+        run(session, "find_or_create_customer", key="fk-t2", **data),
+    )
+    assert one.customer_id == two.customer_id
+    assert sorted([one.created, two.created]) == [False, True]
+    assert [c["DisplayName"] for c in sandbox.customers.values()].count("Twin Shop") == 1
+    assert len(sandbox.customers) == 4
+
+
+async def test_duplicate_name_held_by_the_same_email_is_reused(
+    session: QuickBooksSession, sandbox: QuickBooksSandbox, run: Any, monkeypatch: Any
+) -> None:
+    # The email lookup misses (a concurrent create, or a lagging query index); the create then
+    # hits 6240 and the holder of the name turns out to be this very customer.
+    real = QuickBooksSession.customers_by
+
+    async def lagging(self: QuickBooksSession, condition: str) -> Any:
+        return [] if condition.startswith("PrimaryEmailAddr") else await real(self, condition)
+
+    monkeypatch.setattr(QuickBooksSession, "customers_by", lagging)
+    known = sandbox.customers["3"]
+    data = {"email": known["PrimaryEmailAddr"]["Address"], "display_name": known["DisplayName"]}
+    out = await run(session, "find_or_create_customer", key="fk-lag", **data)
+    assert (out.created, out.customer_id) == (False, "3")
+    assert len(sandbox.customers) == 3
