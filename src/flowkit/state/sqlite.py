@@ -66,7 +66,7 @@ from flowkit.state.base import (
 )
 from flowkit.state.sql import ops
 from flowkit.state.sql.errors import Clock, SystemClock, retry_busy, state_error
-from flowkit.state.sql.lock import FileLock, acquire, lock_path
+from flowkit.state.sql.lock import FileLock, acquire, lock_path, make_private_dirs
 from flowkit.state.sql.writer import Op, WriteFn, Writer
 
 __all__ = [
@@ -197,7 +197,7 @@ class SqliteStateStore:
 
     def _prepare_file(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_dirs(self.path.parent)
             # Created 0600 before SQLite sees it: state holds customer data and tokens, and
             # SQLite gives the -wal and -shm files the database file's permissions.
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

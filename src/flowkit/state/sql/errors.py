@@ -98,7 +98,7 @@ def state_error(exc: sqlite3.Error, path: str, waited: float) -> StateError:
     if code in _BUSY:
         msg = (
             f"the state database {path} stayed locked by another process for over "
-            f"{waited:.0f} s; try again later"
+            f"{waited:.3g} s; try again later"
         )
     elif code == sqlite3.SQLITE_FULL:
         msg = f"cannot write the state database {path}: the disk is full ({detail})"

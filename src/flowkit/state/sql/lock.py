@@ -22,6 +22,19 @@ from flowkit.state.sql.errors import Clock
 POLL = 0.05  # seconds between attempts while waiting for a held lock
 
 
+def make_private_dirs(directory: Path) -> None:
+    """Create `directory` and its missing parents with mode 0700 (Path.mkdir gives the
+    parents default permissions)."""
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        if directory.parent == directory:
+            break
+        directory = directory.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
+
+
 def lock_path(db_path: str | os.PathLike[str], recipe: str) -> Path:
     """`<db>.<sanitized recipe, ≤48 chars>.<8 hex of sha256(recipe)>.lock` next to the db."""
     safe = re.sub(r"[^A-Za-z0-9_-]+", "_", recipe)[:48].strip("_") or "recipe"
@@ -73,7 +86,7 @@ def acquire(db_path: str | os.PathLike[str], recipe: str, wait: float, clock: Cl
     """Take the recipe's lock, polling until `wait` seconds pass, else raise LockHeld."""
     path = lock_path(db_path, recipe)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(path.parent)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise StateError(f"cannot create the lock file {path}: {exc.strerror}") from exc
