@@ -225,7 +225,7 @@ def test_arity_is_checked_at_load_time(expr: str, message: str) -> None:
     ("expr", "message", "arg"),
     [
         ("duration('3x')", "invalid duration '3x'", "'3x'"),
-        ("duration(null)", "`duration()` needs a string, got null null", "null"),
+        ("duration(null)", "`duration()` needs a string, got null", "null"),
         ("timestamp('yesterday')", "`timestamp()` cannot read 'yesterday' as a time", "'y"),
         ("format('{0} {1}', a)", "format string uses {1} but only 1 value(s) follow it", "'{"),
         ("format('{x}', a)", "bad placeholder in format string", "'{"),

@@ -229,3 +229,23 @@ def test_errors_are_flowkit_errors_not_crashes() -> None:
     for value in bad_values:
         with pytest.raises(FlowkitError):
             render_value(value, CTX)
+
+
+def test_messages_never_show_part_of_a_long_value() -> None:
+    key = "sk_live_" + "x" * 60
+    with pytest.raises(ExpressionError) as info:
+        compile_template("${{ secrets.KEY - 1 }}").render({"secrets": {"KEY": key}})
+    message = str(info.value)
+    assert "sk_live" not in message
+    assert "a text of 68 characters" in message
+    # a short value is shown whole, so exact-match secret masking still applies to it
+    with pytest.raises(ExpressionError, match="'abcd'"):
+        compile_template("${{ secrets.PIN - 1 }}").render({"secrets": {"PIN": "abcd"}})
+
+
+def test_messages_describe_huge_numbers_without_printing_them() -> None:
+    expr = " * ".join(["99999999999999999999"] * 50)
+    with pytest.raises(ExpressionError, match="to string 'a' and a very large number"):
+        compile_template("${{ 'a' - (" + expr + ") }}").render({})
+    with pytest.raises(ExpressionError, match="with a very large number"):
+        compile_template("${{ 'a' < (" + expr + ") }}").render({})

@@ -48,7 +48,7 @@ class FunctionSpec:
 
 
 def _need(fname: str, what: str, value: Any) -> EvalError:
-    return EvalError(f"`{fname}()` needs {what}, got {v.type_name(value)} {v.describe(value)}")
+    return EvalError(f"`{fname}()` needs {what}, got {v.what(value)}")
 
 
 def _str(fname: str, value: Any) -> str:
@@ -334,8 +334,7 @@ def _pluck(fname: str, element: Any, path: list[str], position: int) -> Any:
             return None
         if not isinstance(cur, Mapping):
             raise EvalError(
-                f"`{fname}()`: element {position} is {v.type_name(cur)} {v.describe(cur)},"
-                f" not an object with '{name}'"
+                f"`{fname}()`: element {position} is {v.what(cur)}, not an object with '{name}'"
             )
         cur = cur.get(name)
     return cur

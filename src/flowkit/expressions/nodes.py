@@ -171,7 +171,7 @@ def walk(cur: Any, ops: tuple[Op, ...], start: int, ctx: Context) -> Any:
                 if index is None:
                     raise EvalError(
                         f"an index must be a whole number or a string, got"
-                        f" {v.type_name(key)} {v.describe(key)} in `{op_text}`"
+                        f" {v.what(key)} in `{op_text}`"
                     )
                 cur = _index(cur, index, before, f"[{index}]")
         else:
@@ -196,6 +196,30 @@ class Access(Node):
 
     def eval(self, ctx: Context) -> Any:
         return walk(self.base.eval(ctx), self.ops, 0, ctx)
+
+
+class Path(Access):
+    """`name.a.b[0]`: a context name followed by constant keys and indexes only (the common
+    case), evaluated in one loop without calls while the data is plain dicts."""
+
+    __slots__ = ("name", "steps")
+
+    def __init__(self, base: Root, ops: Sequence[Op]) -> None:
+        super().__init__(base, ops)
+        self.name = base.name
+        self.steps = tuple(op[1] for op in self.ops)
+
+    def eval(self, ctx: Context) -> Any:
+        try:
+            cur = ctx[self.name]
+        except KeyError:
+            return self.base.eval(ctx)  # raises the "not available" error
+        for i, step in enumerate(self.steps):
+            if type(cur) is dict and type(step) is str:
+                cur = cur.get(step)
+            else:
+                return walk(cur, self.ops, i, ctx)
+        return cur
 
 
 class Not(Node):

@@ -95,18 +95,31 @@ def to_text(value: Any) -> str:
 
 
 def describe(value: Any, limit: int = 40) -> str:
-    """A short rendering of a value for messages: `'abc'`, `12`, `null`, `list of 3`."""
+    """A short rendering of a value for messages: `'abc'`, `12`, `null`, `a list of 3`.
+
+    Longer strings are not shown at all: a cut secret would escape the exact-match masking
+    that every printed message goes through."""
     if isinstance(value, str):
-        text = value if len(value) <= limit else value[: limit - 3] + "..."
-        return "'" + text.replace("'", "\\'") + "'"
+        return "'" + value + "'" if len(value) <= limit else f"a text of {len(value)} characters"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return "a very large number"
     if value is None or isinstance(value, bool | int | float):
-        text = to_text(value) if value is not None else "null"
-        return text if len(text) <= limit else text[: limit - 3] + "..."
+        return to_text(value) if value is not None else "null"
     if is_list(value):
         return f"a list of {len(value)}"
     if isinstance(value, Mapping):
         return "an object"
     return f"a {type(value).__name__}"
+
+
+def what(value: Any) -> str:
+    """Type and value for messages: "string 'abc'", "number 12", "null", "a list of 3"."""
+    if value is None:
+        return "null"
+    text = describe(value)
+    if text.startswith(("a ", "an ")):
+        return text
+    return f"{type_name(value)} {text}"
 
 
 def check_text(text: str) -> str:
@@ -159,8 +172,7 @@ def compare(op: str, a: Any, b: Any) -> bool:
     if isinstance(a, str) != isinstance(b, str) and (is_number(a) or is_number(b)):
         hint = "convert first, e.g. `int(x)` or `float(x)`"
     raise EvalError(
-        f"cannot compare {type_name(a)} {describe(a)} with {type_name(b)} {describe(b)}"
-        f" using `{op}`",
+        f"cannot compare {what(a)} with {what(b)} using `{op}`",
         hint,
     )
 
@@ -188,7 +200,7 @@ def _numbers(op: str, a: Any, b: Any) -> None:
         if isinstance(a, str) or isinstance(b, str):
             hint = "convert text to a number first with `int(x)` or `float(x)`"
         raise EvalError(
-            f"cannot apply `{op}` to {type_name(a)} {describe(a)} and {type_name(b)} {describe(b)}",
+            f"cannot apply `{op}` to {what(a)} and {what(b)}",
             hint,
         )
 
@@ -240,7 +252,7 @@ def modulo(a: Any, b: Any) -> Any:
 
 def negate(a: Any) -> Any:
     if not is_number(a):
-        raise EvalError(f"cannot negate {type_name(a)} {describe(a)}")
+        raise EvalError(f"cannot negate {what(a)}")
     return -a
 
 
