@@ -94,8 +94,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from flowkit.expressions.functions import SPECS as FUNCTION_SPECS
-from flowkit.expressions.functions import FunctionSpec
+from flowkit.expressions.catalog import SPECS as FUNCTION_SPECS
+from flowkit.expressions.catalog import FunctionSpec
 from flowkit.expressions.lexer import ExpressionSyntaxError
 from flowkit.expressions.parser import Reference, suggest_function
 from flowkit.expressions.template import (

@@ -2,7 +2,7 @@
 
 Every function takes and returns JSON-like values, checks its argument types and raises
 EvalError with a one-line message naming itself. Sizes of built strings and lists are capped.
-Time functions read the clock from the context (`__now__`) so tests and dry runs are stable.
+Time functions live in `times.py`, the table of all functions in `catalog.py`.
 JSONPath uses jsonpath-ng's extended parser (https://github.com/h2non/jsonpath-ng#extensions).
 """
 
@@ -12,10 +12,7 @@ import functools
 import json
 import math
 import re
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -33,18 +30,6 @@ class ArgError(Exception):
         self.position = position
         self.message = message
         self.hint = hint
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    name: str
-    fn: Callable[..., Any]
-    min_args: int
-    max_args: int | None  # None: any number
-    signature: str
-    doc: str
-    needs_ctx: bool = False
-    check: Callable[[list[Any]], None] | None = field(default=None, compare=False)
 
 
 def _need(fname: str, what: str, value: Any) -> EvalError:
@@ -429,107 +414,6 @@ def _check_field(position: int) -> Callable[[list[Any]], None]:
     return check
 
 
-# -- time ------------------------------------------------------------------------------------
-
-
-def fn_now(ctx: Mapping[str, Any]) -> float:
-    clock = ctx.get("__now__")
-    if clock is None:
-        return time.time()
-    if callable(clock):
-        clock = clock()
-    return float(clock)
-
-
-_DURATION_PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|w|d|h|m|s)")
-_SECONDS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-
-
-def fn_duration(value: Any) -> float:
-    """Seconds in '3d', '90m', '1h30m', '45s', '2w', '500ms', or a number of seconds."""
-    if v.is_number(value):
-        if not math.isfinite(value):
-            raise _need("duration", "a finite number of seconds", value)
-        return float(value)
-    text = _str("duration", value).strip()
-    if _FLOAT_TEXT.fullmatch(text) and not text.startswith(("-", "+")):
-        return float(text)
-    total, pos = 0.0, 0
-    while pos < len(text):
-        m = _DURATION_PART.match(text, pos)
-        if m is None:
-            break
-        total += float(m.group(1)) * _SECONDS[m.group(2)]
-        pos = m.end()
-    if not text or pos < len(text):
-        raise EvalError(
-            f"invalid duration {v.describe(value)}",
-            "use units w, d, h, m, s, ms like '90m', '1h30m' or '3d', or a number of seconds",
-        )
-    return total
-
-
-def _check_duration(args: list[Any]) -> None:
-    if args[0] is not UNKNOWN:
-        try:
-            fn_duration(args[0])
-        except EvalError as exc:
-            raise ArgError(0, exc.message, exc.hint) from None
-
-
-def fn_timestamp(value: Any) -> float:
-    """Unix seconds from a number, ISO-8601 text ('Z' and offsets; no zone means UTC)."""
-    if v.is_number(value):
-        return float(value)
-    moment: datetime
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        text = value.strip()
-        if _FLOAT_TEXT.fullmatch(text):
-            return float(text)
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise EvalError(
-                f"`timestamp()` cannot read {v.describe(value)} as a time",
-                "use ISO 8601 like '2026-11-26T12:00:00Z' or unix seconds",
-            ) from None
-    else:
-        raise _need("timestamp", "ISO-8601 text or unix seconds", value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def _utc(fname: str, value: Any) -> datetime:
-    seconds = fn_timestamp(value)
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise EvalError(f"`{fname}()`: {v.describe(value)} is out of range") from None
-
-
-def fn_iso(value: Any) -> str:
-    moment = _utc("iso", value).replace(tzinfo=None)
-    spec = "seconds" if moment.microsecond == 0 else "milliseconds"
-    return moment.isoformat(timespec=spec) + "Z"
-
-
-def fn_date(value: Any) -> str:
-    return _utc("date", value).date().isoformat()
-
-
-def _check_timestamp(args: list[Any]) -> None:
-    if isinstance(args[0], str):
-        try:
-            fn_timestamp(args[0])
-        except EvalError as exc:
-            raise ArgError(0, exc.message, exc.hint) from None
-
-
 # -- jsonpath --------------------------------------------------------------------------------
 
 
@@ -564,100 +448,3 @@ def _check_jsonpath(args: list[Any]) -> None:
             _jsonpath(args[1])
         except EvalError as exc:
             raise ArgError(1, exc.message, exc.hint) from None
-
-
-def _spec(
-    fn: Callable[..., Any],
-    low: int,
-    high: int | None,
-    signature: str,
-    doc: str,
-    *,
-    needs_ctx: bool = False,
-    check: Callable[[list[Any]], None] | None = None,
-) -> FunctionSpec:
-    name = signature.split("(", 1)[0]
-    return FunctionSpec(name, fn, low, high, signature, doc, needs_ctx, check)
-
-
-SPECS: dict[str, FunctionSpec] = {
-    s.name: s
-    for s in [
-        _spec(fn_len, 1, 1, "len(x)", "length of a string, list or object"),
-        _spec(fn_contains, 2, 2, "contains(haystack, needle)", "substring, list element or key"),
-        _spec(fn_starts_with, 2, 2, "starts_with(s, prefix)", "text starts with prefix"),
-        _spec(fn_ends_with, 2, 2, "ends_with(s, suffix)", "text ends with suffix"),
-        _spec(fn_lower, 1, 1, "lower(s)", "lower-case text"),
-        _spec(fn_upper, 1, 1, "upper(s)", "upper-case text"),
-        _spec(fn_trim, 1, 2, "trim(s[, chars])", "strip whitespace (or the given characters)"),
-        _spec(fn_replace, 3, 3, "replace(s, old, new)", "replace every occurrence"),
-        _spec(fn_split, 1, 2, "split(s[, sep])", "list of parts (whitespace when no sep)"),
-        _spec(fn_join, 1, 2, "join(list[, sep])", "elements as text joined by sep (',')"),
-        _spec(
-            fn_format,
-            1,
-            None,
-            "format(fmt, ...)",
-            "'{0} {1}' filled with the values",
-            check=_check_format,
-        ),
-        _spec(fn_to_json, 1, 1, "to_json(x)", "compact JSON text"),
-        _spec(fn_from_json, 1, 1, "from_json(s)", "parse JSON text"),
-        _spec(fn_int, 1, 1, "int(x)", "whole number (truncates)"),
-        _spec(fn_float, 1, 1, "float(x)", "floating-point number"),
-        _spec(fn_str, 1, 1, "str(x)", "x as it reads in text"),
-        _spec(fn_round, 1, 2, "round(x[, n])", "round half away from zero to n digits"),
-        _spec(fn_abs, 1, 1, "abs(x)", "absolute value"),
-        _spec(fn_min, 1, None, "min(list | a, b, ...)", "smallest value"),
-        _spec(fn_max, 1, None, "max(list | a, b, ...)", "largest value"),
-        _spec(fn_sum, 1, 1, "sum(list)", "sum of numbers"),
-        _spec(fn_keys, 1, 1, "keys(obj)", "list of keys"),
-        _spec(fn_values, 1, 1, "values(obj)", "list of values"),
-        _spec(fn_default, 2, 2, "default(x, fallback)", "fallback when x is null or ''"),
-        _spec(fn_coalesce, 1, None, "coalesce(a, b, ...)", "first value that is not null"),
-        _spec(fn_now, 0, 0, "now()", "unix seconds now", needs_ctx=True),
-        _spec(
-            fn_duration,
-            1,
-            1,
-            "duration(d)",
-            "seconds in '90m', '1h30m', '3d', '2w'",
-            check=_check_duration,
-        ),
-        _spec(
-            fn_timestamp,
-            1,
-            1,
-            "timestamp(x)",
-            "unix seconds of ISO-8601 text",
-            check=_check_timestamp,
-        ),
-        _spec(fn_iso, 1, 1, "iso(ts)", "'2026-11-26T12:00:00Z'"),
-        _spec(fn_date, 1, 1, "date(ts)", "'2026-11-26'"),
-        _spec(
-            fn_jsonpath,
-            2,
-            2,
-            "jsonpath(obj, path)",
-            "list of JSONPath matches",
-            check=_check_jsonpath,
-        ),
-        _spec(fn_unique, 1, 1, "unique(list)", "duplicates removed, order kept"),
-        _spec(fn_sort, 1, 2, "sort(list[, key])", "ascending, nulls last", check=_check_field(1)),
-        _spec(
-            fn_filter,
-            3,
-            3,
-            "filter(list, field, value)",
-            "elements whose field equals value",
-            check=_check_field(1),
-        ),
-        _spec(
-            fn_map, 2, 2, "map(list, field)", "the field of every element", check=_check_field(1)
-        ),
-        _spec(fn_first, 1, 1, "first(list)", "first element or null"),
-        _spec(fn_last, 1, 1, "last(list)", "last element or null"),
-        _spec(fn_any, 1, 1, "any(list)", "some element is truthy"),
-        _spec(fn_all, 1, 1, "all(list)", "every element is truthy"),
-    ]
-}

@@ -10,7 +10,8 @@ import difflib
 from dataclasses import dataclass
 
 from flowkit.expressions import nodes as n
-from flowkit.expressions.functions import SPECS, UNKNOWN, ArgError
+from flowkit.expressions.catalog import SPECS
+from flowkit.expressions.functions import UNKNOWN, ArgError
 from flowkit.expressions.lexer import END, EOF, NAME, NUM, OP, STR, ExpressionSyntaxError, Token
 from flowkit.expressions.values import MAX_DEPTH, is_number
 
