@@ -396,7 +396,7 @@ class HttpClient:
         where = _describe(request)
         # A token request failing means the API request itself was never sent.
         token = bool(request.extensions.get(TOKEN_REQUEST))
-        detail = self.redact(str(exc) or type(exc).__name__)
+        detail = str(exc) or type(exc).__name__
         if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
             kind, sent, what = ErrorKind.TIMEOUT, False, "connect timeout"
         elif isinstance(exc, httpx.TimeoutException):
@@ -409,7 +409,7 @@ class HttpClient:
             kind, sent, what = ErrorKind.TRANSIENT, True, "connection failed"
         if token:
             sent = False
-        message = f"{what} for {where} ({self.redact(request.url.host)}): {detail}"
+        message = self.redact(f"{what} for {where} ({request.url.host}): {detail}")
         return ConnectorError(message, kind=kind, maybe_sent=sent)
 
     def error_for(self, response: httpx.Response) -> ConnectorError:
