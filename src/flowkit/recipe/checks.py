@@ -1,0 +1,675 @@
+"""Semantic checks of a recipe beyond its schema, offline and without credentials.
+
+They run on the loaded YAML data (not only on a valid model), so that a file with a schema
+mistake still gets its other problems reported in the same pass:
+
+* step ids are unique (across `steps` and `on_failure`); `needs` name existing steps; the
+  dependencies (explicit and implied by `steps.<id>` references) have no cycle;
+* every `${{ }}` parses, and every name it uses exists where it is used (see `_SCOPE_HINTS`):
+  `steps.<id>` a step of the recipe (and a field of its action's output when that model is
+  closed), `item` only with a trigger, `each`/`index` only in the `with` of a `for_each`
+  step, `cursor` only in the trigger's `with`/`cursor`, `output` only in the trigger's
+  `items`/`cursor`, `error` only in `on_failure`, `vars.X` declared, `secrets.X` declared
+  (when the recipe declares secrets), and with `check_env` every secret and env var set;
+* every `use:` names an installed connector action; literal inputs are validated against the
+  action's `Input` model and literal connection settings against the connector's `settings`
+  (values that are expressions are checked at run time); connections exist and match;
+* `if`, `for_each`, `wait.until` and the trigger's expressions have the right shape.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import typing
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from flowkit.connectors.base import Action, Connector, Effect
+from flowkit.connectors.registry import Registry
+from flowkit.errors import PluginError
+from flowkit.expressions import (
+    KNOWN_ROOTS,
+    ExpressionSyntaxError,
+    Reference,
+    compile_template,
+    has_expression,
+)
+from flowkit.graph import CycleError, order_steps, referenced_steps
+from flowkit.recipe import models
+from flowkit.recipe.loader import Reporter, as_model, model_at, shown, union_args
+from flowkit.recipe.yamlload import YamlPath
+
+__all__ = ["ALL_ROOTS", "GLOBAL_ROOTS", "check_recipe"]
+
+ALL_ROOTS = KNOWN_ROOTS | {"output"}
+_CONTEXTUAL = frozenset({"steps", "item", "each", "index", "cursor", "error", "output"})
+GLOBAL_ROOTS = ALL_ROOTS - _CONTEXTUAL  # available wherever expressions are evaluated
+
+_SCOPE_HINTS = {
+    "item": "`item` (the trigger's current item) exists in steps and in the trigger's `key` "
+    "of a recipe that has a `trigger`",
+    "each": "`each` and `index` exist only in the `with` of a step that has `for_each`",
+    "index": "`each` and `index` exist only in the `with` of a step that has `for_each`",
+    "cursor": "`cursor` (the stored cursor) exists only in the trigger's `with` and `cursor`",
+    "output": "`output` (the trigger action's output) exists only in the trigger's `items` and "
+    "`cursor`; in steps use `steps.<id>.output`",
+    "error": "`error` (the failure) exists only in `on_failure` steps",
+    "steps": "step outputs can be read only in steps and `on_failure` hooks",
+}
+_LISTS = ("steps", "on_failure")
+
+
+def check_recipe(
+    report: Reporter,
+    recipe: models.Recipe | None,
+    *,
+    registry: Registry,
+    check_env: bool,
+    env: Mapping[str, str],
+) -> None:
+    """Add every semantic problem of the loaded recipe to `report`."""
+    if isinstance(report.doc.data, dict):
+        _Checker(report, report.doc.data, registry, check_env, env).run()
+
+
+def _did_you_mean(name: str, choices: list[str], what: str) -> str | None:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    if choices:
+        return f"known {what}: " + ", ".join(sorted(choices))
+    return None
+
+
+def _strings(value: Any, path: YamlPath) -> Iterator[tuple[YamlPath, str]]:
+    """(path, text) for every string in a nested value."""
+    todo: list[tuple[YamlPath, Any]] = [(path, value)]
+    while todo:
+        where, current = todo.pop()
+        if isinstance(current, str):
+            yield where, current
+        elif isinstance(current, dict):
+            todo.extend(((*where, k), v) for k, v in reversed(current.items()))
+        elif isinstance(current, list):
+            todo.extend(((*where, i), v) for i, v in reversed(list(enumerate(current))))
+
+
+def _contains_expression(value: Any) -> bool:
+    return any(has_expression(text) for _, text in _strings(value, ()))
+
+
+class _Scope:
+    """Where an expression is evaluated: which names exist there, and which step it is in."""
+
+    def __init__(self, roots: frozenset[str], step: tuple[str, int] | None = None) -> None:
+        self.roots = roots
+        self.step = step  # (list name, index) of the step the expression belongs to
+
+
+class _Checker:
+    def __init__(
+        self,
+        report: Reporter,
+        data: dict[str, Any],
+        registry: Registry,
+        check_env: bool,
+        env: Mapping[str, str],
+    ) -> None:
+        self.report = report
+        self.data = data
+        self.registry = registry
+        self.check_env = check_env
+        self.env = env
+        trigger = data.get("trigger")
+        self.trigger: dict[str, Any] | None = trigger if isinstance(trigger, dict) else None
+        self.steps: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self.ids: dict[str, dict[str, int]] = {}  # list -> id -> index (first occurrence)
+        for name in _LISTS:
+            raw = data.get(name)
+            items = raw if isinstance(raw, list) else []
+            self.steps[name] = [(i, s) for i, s in enumerate(items) if isinstance(s, dict)]
+            self.ids[name] = {}
+        connections = data.get("connections")
+        self.connections: dict[str, Any] = connections if isinstance(connections, dict) else {}
+        variables = data.get("vars")
+        self.vars: dict[str, Any] = variables if isinstance(variables, dict) else {}
+        secrets = data.get("secrets")
+        self.secrets: dict[str, Any] = secrets if isinstance(secrets, dict) else {}
+        self.actions: dict[YamlPath, Action[Any, Any]] = {}
+        self.connectors: dict[str, Connector | None] = {}
+        self.secret_uses: dict[str, tuple[YamlPath, int]] = {}
+        self.env_uses: dict[str, tuple[YamlPath, int]] = {}
+
+    def run(self) -> None:
+        self.check_ids()
+        self.check_needs()
+        self.check_connections()
+        self.check_uses()
+        self.check_expressions()
+        self.check_cycles()
+        if self.check_env:
+            self.check_environment()
+
+    # -- ids, needs, cycles ---------------------------------------------------------------
+
+    def check_ids(self) -> None:
+        first_line: dict[str, int] = {}
+        for name in _LISTS:
+            for i, step in self.steps[name]:
+                step_id = step.get("id")
+                if not isinstance(step_id, str):
+                    continue
+                path = (name, i, "id")
+                if step_id in first_line:
+                    self.report.add(
+                        path,
+                        f"duplicate step id '{step_id}' (first on line {first_line[step_id]})",
+                        "step ids must be unique across `steps` and `on_failure`",
+                        rule="graph",
+                    )
+                    continue
+                first_line[step_id] = self.report.mark(path).line
+                self.ids[name][step_id] = i
+
+    def check_needs(self) -> None:
+        for name in _LISTS:
+            other = "on_failure" if name == "steps" else "steps"
+            for i, step in self.steps[name]:
+                needs = step.get("needs")
+                if not isinstance(needs, list):
+                    continue
+                for j, need in enumerate(needs):
+                    if not isinstance(need, str) or need in self.ids[name]:
+                        continue
+                    path = (name, i, "needs", j)
+                    if need in self.ids[other]:
+                        self.report.add(
+                            path,
+                            f"'{need}' is in `{other}`; a step can only need steps of its own "
+                            f"list (`{name}`)",
+                            rule="graph",
+                        )
+                    else:
+                        self.report.add(
+                            path,
+                            f"unknown step '{need}'",
+                            _did_you_mean(need, list(self.ids[name]), "steps"),
+                            rule="graph",
+                        )
+
+    def check_cycles(self) -> None:
+        for name in _LISTS:
+            ids = self.ids[name]
+            deps: dict[str, set[str]] = {}
+            for step_id, i in ids.items():
+                step = self.steps_by_index(name, i)
+                needs = step.get("needs")
+                explicit = (
+                    {n for n in needs if isinstance(n, str)} if isinstance(needs, list) else set()
+                )
+                implied = referenced_steps(
+                    [step.get(k) for k in ("with", "if", "for_each", "wait")]
+                )
+                implied.discard(step_id)  # reported where the reference is
+                deps[step_id] = explicit | implied
+            try:
+                order_steps(list(ids), deps)
+            except CycleError as exc:
+                first = ids[exc.cycle[0]]
+                self.report.add((name, first), exc.message, exc.hint, rule="graph")
+
+    def steps_by_index(self, name: str, index: int) -> dict[str, Any]:
+        for i, step in self.steps[name]:
+            if i == index:
+                return step
+        return {}
+
+    # -- connectors, inputs, connections ------------------------------------------------------
+
+    def connector(self, name: str, path: YamlPath, *, key: bool = False) -> Connector | None:
+        """The connector `name`, reporting a problem at `path` the first time it fails."""
+        if name in self.connectors:
+            return self.connectors[name]
+        try:
+            found: Connector | None = self.registry.get(name)
+        except PluginError as exc:
+            self.report.add(path, exc.message, exc.hint, rule="connector", key=key)
+            found = None
+        self.connectors[name] = found
+        return found
+
+    def check_connections(self) -> None:
+        for name, conn in self.connections.items():
+            if not isinstance(conn, dict):
+                continue
+            connector_name = conn.get("connector", name)
+            if not isinstance(connector_name, str) or not re.match(
+                r"^[a-z][a-z0-9_]*$", connector_name
+            ):
+                continue
+            if "connector" in conn:
+                connector = self.connector(connector_name, ("connections", name, "connector"))
+            else:
+                connector = self.connector(connector_name, ("connections", name), key=True)
+            if connector is None:
+                continue
+            settings = conn.get("with", {})
+            if isinstance(settings, dict):
+                self.validate_literals(
+                    connector.settings,
+                    settings,
+                    ("connections", name, "with"),
+                    rule="settings",
+                    noun=f"setting '{{}}' for connector '{connector_name}'",
+                )
+
+    def check_uses(self) -> None:
+        if self.trigger is not None:
+            self.check_use(("trigger",), self.trigger, trigger=True)
+        for name in _LISTS:
+            for i, step in self.steps[name]:
+                self.check_use((name, i), step, trigger=False)
+
+    def check_use(self, path: YamlPath, step: dict[str, Any], *, trigger: bool) -> None:
+        use = step.get("use")
+        if not isinstance(use, str) or not re.match(models.USE_PATTERN, use):
+            return  # the schema reports it
+        connector_name = use.split(".", 1)[0]
+        if self.connector(connector_name, (*path, "use")) is None:
+            return
+        try:
+            connector, action = self.registry.action(use)
+        except PluginError as exc:
+            self.report.add((*path, "use"), exc.message, exc.hint, rule="connector")
+            return
+        self.actions[path] = action
+        if trigger and action.effect is not Effect.READ:
+            self.report.add(
+                (*path, "use"),
+                f"the trigger must use a read action; '{use}' is a {action.effect.value} action",
+                f"pick an action that lists items (see `flowkit connectors show {connector_name}`)",
+                rule="connector",
+            )
+        inputs = step.get("with", {})
+        if isinstance(inputs, dict):
+            self.validate_literals(
+                action.Input, inputs, (*path, "with"), rule="input", noun=f"input '{{}}' for {use}"
+            )
+        self.check_connection(path, step, use, connector)
+
+    def check_connection(
+        self, path: YamlPath, step: dict[str, Any], use: str, connector: Connector
+    ) -> None:
+        connector_name = use.split(".", 1)[0]
+        explicit = step.get("connection")
+        if isinstance(explicit, str):
+            conn = self.connections.get(explicit)
+            if explicit not in self.connections:
+                hint = _did_you_mean(explicit, list(self.connections), "connections")
+                self.report.add(
+                    (*path, "connection"),
+                    f"unknown connection '{explicit}'",
+                    hint or "declare it under `connections:`",
+                    rule="connection",
+                )
+            elif isinstance(conn, dict):
+                other = conn.get("connector", explicit)
+                if other != connector_name:
+                    self.report.add(
+                        (*path, "connection"),
+                        f"connection '{explicit}' is for connector '{other}', but the step "
+                        f"uses '{use}'",
+                        rule="connection",
+                    )
+            return
+        if connector_name in self.connections:
+            return
+        matches = [
+            name
+            for name, conn in self.connections.items()
+            if isinstance(conn, dict) and conn.get("connector") == connector_name
+        ]
+        if len(matches) > 1:
+            self.report.add(
+                (*path, "use"),
+                f"several connections use connector '{connector_name}' ({', '.join(matches)})",
+                f"choose one with `connection: {matches[0]}`",
+                rule="connection",
+            )
+        elif not matches:
+            required = [
+                info.alias or field
+                for field, info in connector.settings.model_fields.items()
+                if info.is_required()
+            ]
+            if required:
+                self.report.add(
+                    (*path, "use"),
+                    f"connector '{connector_name}' needs a connection (settings: "
+                    f"{', '.join(required)})",
+                    f"add `connections: {{{connector_name}: {{with: {{...}}}}}}` to the recipe",
+                    rule="connection",
+                )
+
+    def validate_literals(
+        self,
+        model: type[BaseModel],
+        values: dict[str, Any],
+        base: YamlPath,
+        *,
+        rule: str,
+        noun: str,
+    ) -> None:
+        """Validate `values` against `model`, leaving values that are expressions to run time."""
+        dynamic = _contains_expression(values)
+
+        def skip(path: YamlPath, value: Any) -> bool:
+            if isinstance(value, str) and has_expression(value):
+                return True
+            return dynamic and path == base  # a model-level rule may depend on an expression
+
+        try:
+            model.model_validate(values)
+        except ValidationError as exc:
+            self.report.validation_error(
+                exc, model=model, base=base, rule=rule, subject=noun, skip=skip
+            )
+        except Exception as exc:  # a validator in plugin code that did not expect our data
+            if not dynamic:
+                self.report.add(
+                    base,
+                    f"{model.__name__} rejected the values: {type(exc).__name__}: {exc}",
+                    rule=rule,
+                )
+
+    # -- expressions ------------------------------------------------------------------------
+
+    def check_expressions(self) -> None:
+        for path, text in _strings(self.vars, ("vars",)):
+            if has_expression(text):
+                self.report.add(
+                    path,
+                    "expressions are not evaluated in `vars`",
+                    "use the expression where the variable is used, or pass it with `--var`",
+                    rule="expression",
+                )
+        for name, conn in self.connections.items():
+            if isinstance(conn, dict):
+                self.expressions(("connections", name, "with"), conn.get("with"), GLOBAL_ROOTS)
+        if self.trigger is not None:
+            t = self.trigger
+            self.expressions(("trigger", "with"), t.get("with"), GLOBAL_ROOTS | {"cursor"})
+            for key, extra in (("items", {"output"}), ("cursor", {"output", "cursor"})):
+                self.single(("trigger", key), t.get(key), "a ${{ }} expression over `output`")
+                self.expressions(("trigger", key), t.get(key), GLOBAL_ROOTS | extra)
+            self.single(("trigger", "key"), t.get("key"), "a ${{ }} expression over `item`")
+            self.expressions(("trigger", "key"), t.get("key"), GLOBAL_ROOTS | {"item"})
+        for name in _LISTS:
+            roots = GLOBAL_ROOTS | {"steps"}
+            if self.trigger is not None:
+                roots |= {"item"}
+            if name == "on_failure":
+                roots |= {"error"}
+            for i, step in self.steps[name]:
+                self.step_expressions(name, i, step, frozenset(roots))
+
+    def step_expressions(
+        self, name: str, i: int, step: dict[str, Any], roots: frozenset[str]
+    ) -> None:
+        path: YamlPath = (name, i)
+        where = (name, i)
+        fan_out = roots | {"each", "index"} if step.get("for_each") is not None else roots
+        self.expressions((*path, "with"), step.get("with"), fan_out, where)
+        condition = step.get("if")
+        if isinstance(condition, str) and not self.is_single(condition):
+            self.report.add(
+                (*path, "if"),
+                "`if` must be true, false or a single ${{ }} expression",
+                self.wrap_hint("if", condition),
+                rule="expression",
+            )
+        self.expressions((*path, "if"), condition, roots, where)
+        items = step.get("for_each")
+        if isinstance(items, str) and not self.is_single(items):
+            self.report.add(
+                (*path, "for_each"),
+                "`for_each` must be a list or a single ${{ }} expression",
+                self.wrap_hint("for_each", items),
+                rule="expression",
+            )
+        self.expressions((*path, "for_each"), items, roots, where)
+        wait = step.get("wait")
+        if isinstance(wait, dict):
+            until = wait.get("until")
+            if isinstance(until, str) and not has_expression(until) and not _is_time(until):
+                self.report.add(
+                    (*path, "wait", "until"),
+                    f"{shown(until)} is not a time",
+                    "use a ${{ }} expression, unix seconds or ISO-8601 text such as "
+                    "2026-01-31T09:00:00Z",
+                    rule="expression",
+                )
+            self.expressions((*path, "wait", "until"), until, roots, where)
+
+    def is_single(self, text: str) -> bool:
+        try:
+            return compile_template(text).is_single()
+        except ExpressionSyntaxError:
+            return True  # reported as a syntax error
+
+    def wrap_hint(self, key: str, text: str) -> str | None:
+        if has_expression(text):
+            return "write one expression for the whole value, combining parts with operators"
+        inner = text.strip()
+        if inner.startswith("{{") and inner.endswith("}}"):
+            inner = inner[2:-2].strip()
+        return f"write {key}: ${{{{ {inner} }}}}"
+
+    def single(self, path: YamlPath, value: Any, what: str) -> None:
+        is_expression = isinstance(value, str) and re.match(models.EXPRESSION_PATTERN, value)
+        if is_expression and isinstance(value, str) and not self.is_single(value):
+            self.report.add(path, f"must be {what}, with nothing around it", rule="expression")
+
+    def expressions(
+        self,
+        path: YamlPath,
+        value: Any,
+        roots: frozenset[str],
+        step: tuple[str, int] | None = None,
+    ) -> None:
+        if value is None:
+            return
+        scope = _Scope(roots, step)
+        for where, text in _strings(value, path):
+            if not has_expression(text):
+                continue
+            try:
+                template = compile_template(text)
+            except ExpressionSyntaxError as exc:
+                self.report.at_offset(where, exc.offset, exc.message, exc.hint, rule="expression")
+                continue
+            for ref in template.references():
+                self.check_reference(ref, scope, where)
+
+    def check_reference(self, ref: Reference, scope: _Scope, path: YamlPath) -> None:
+        root = ref.root
+        name = ref.path[0] if ref.path and isinstance(ref.path[0], str) else None
+
+        def problem(message: str, hint: str | None = None) -> None:
+            self.report.at_offset(path, ref.offset, message, hint, rule="expression")
+
+        if root not in ALL_ROOTS:
+            close = difflib.get_close_matches(root, sorted(scope.roots), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else None
+            problem(
+                f"unknown name '{root}' in an expression",
+                hint or "names available here: " + ", ".join(sorted(scope.roots)),
+            )
+        elif root not in scope.roots:
+            hint = _SCOPE_HINTS.get(root)
+            if root == "item" and self.trigger is None:
+                hint = "`item` exists only in recipes with a `trigger`"
+            problem(f"`{root}` is not available here", hint)
+        elif root == "steps" and name is not None:
+            self.check_step_reference(ref, name, scope, problem)
+        elif root == "vars" and name is not None and name not in self.vars:
+            problem(
+                f"unknown variable '{name}'",
+                _did_you_mean(name, list(self.vars), "vars") or "declare it under `vars:`",
+            )
+        elif root == "secrets" and name is not None:
+            self.secret_uses.setdefault(name, (path, ref.offset))
+            if self.secrets and name not in self.secrets:
+                problem(
+                    f"unknown secret '{name}'",
+                    _did_you_mean(name, list(self.secrets), "secrets")
+                    or "declare it under `secrets:`",
+                )
+        elif root == "env" and name is not None:
+            self.env_uses.setdefault(name, (path, ref.offset))
+        elif root == "output" and self.trigger is not None:
+            action = self.actions.get(("trigger",))
+            if action is not None:
+                what = f"the output of {self.trigger.get('use')}"
+                self.check_fields(action.Output, list(ref.path), what, problem)
+        elif root == "item" and self.trigger is not None:
+            self.check_item_fields(list(ref.path), problem)
+
+    def check_step_reference(
+        self, ref: Reference, target: str, scope: _Scope, problem: Any
+    ) -> None:
+        own = scope.step[0] if scope.step else "steps"
+        if scope.step is not None and self.ids[own].get(target) == scope.step[1]:
+            problem(
+                f"step '{target}' reads its own output",
+                "a step can only read the outputs of steps before it",
+            )
+            return
+        if target in self.ids["on_failure"] and own == "steps":
+            problem(f"'{target}' is an `on_failure` hook; steps cannot read its output")
+            return
+        index = self.ids["steps"].get(target)
+        list_name = "steps"
+        if index is None:
+            index, list_name = self.ids["on_failure"].get(target), "on_failure"
+        if index is None:
+            known = list(self.ids["steps"]) + (
+                list(self.ids["on_failure"]) if own == "on_failure" else []
+            )
+            problem(f"unknown step '{target}'", _did_you_mean(target, known, "steps"))
+            return
+        parts = list(ref.path[1:])
+        action = self.actions.get((list_name, index))
+        if action is None or len(parts) < 2 or parts[0] != "output":
+            return
+        step = self.steps_by_index(list_name, index)
+        fields = parts[1:]
+        use = step.get("use")
+        if step.get("for_each") is not None:
+            if isinstance(fields[0], str):
+                problem(
+                    f"step '{target}' runs for_each: its output is a list, not a mapping",
+                    f"index it (steps.{target}.output[0].{fields[0]}) or take every element's "
+                    f"field (steps.{target}.output[*].{fields[0]})",
+                )
+                return
+            fields = fields[1:]
+        self.check_fields(action.Output, fields, f"the output of {use}", problem)
+
+    def check_item_fields(self, parts: list[str | int], problem: Any) -> None:
+        """`item.x` against the element model of the trigger output's `items`, when known."""
+        assert self.trigger is not None
+        action = self.actions.get(("trigger",))
+        items = self.trigger.get("items", "${{ output.items }}")
+        if (
+            action is None
+            or not isinstance(items, str)
+            or items.replace(" ", "") != "${{output.items}}"
+        ):
+            return
+        field = action.Output.model_fields.get("items")
+        if field is None:
+            return
+        element = model_at(action.Output, ("items", 0))
+        if element is not None:
+            self.check_fields(element, parts, f"an item of {self.trigger.get('use')}", problem)
+
+    def check_fields(
+        self, model: type[BaseModel], parts: list[str | int], what: str, problem: Any
+    ) -> None:
+        """Report the first field in `parts` that a closed output model does not have."""
+        current: Any = model
+        for part in parts:
+            if isinstance(part, int):
+                current = _list_element(current)
+                if current is None:
+                    return
+                continue
+            found = as_model(current)
+            if found is None:
+                return
+            names = {info.alias or name: name for name, info in found.model_fields.items()}
+            names.update({name: name for name in found.model_fields})
+            if part not in names:
+                if found.model_config.get("extra") != "allow":  # an open model may have more
+                    problem(
+                        f"'{part}' is not a field of {what} ({found.__name__})",
+                        _did_you_mean(part, sorted(set(names)), "fields"),
+                    )
+                return
+            current = found.model_fields[names[part]].annotation
+
+    # -- secrets and environment --------------------------------------------------------------
+
+    def check_environment(self) -> None:
+        for name, declaration in self.secrets.items():
+            optional = isinstance(declaration, dict) and declaration.get("required") is False
+            if (optional and name not in self.secret_uses) or name in self.env:
+                continue
+            self.report.add(
+                ("secrets", name),
+                f"secret {name} is not set",
+                "set it in the environment or in a .env file (see `--env-file`)",
+                rule="env",
+                key=True,
+                position=None,
+            )
+        for name, (path, offset) in self.secret_uses.items():
+            if self.secrets or name in self.env:  # an undeclared one is reported as unknown
+                continue
+            self.report.at_offset(
+                path,
+                offset,
+                f"secret {name} is not set",
+                "set it in the environment or in a .env file (see `--env-file`)",
+                rule="env",
+            )
+        for name, (path, offset) in self.env_uses.items():
+            if name not in self.env:
+                self.report.at_offset(
+                    path,
+                    offset,
+                    f"environment variable {name} is not set",
+                    "set it in the environment or in a .env file (see `--env-file`)",
+                    rule="env",
+                )
+
+
+def _list_element(annotation: Any) -> Any:
+    for option in union_args(annotation):
+        if typing.get_origin(option) in (list, tuple):
+            args = typing.get_args(option)
+            return args[0] if args else None
+    return None
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
