@@ -302,6 +302,7 @@ def test_runtime_error_hints() -> None:
     assert error("1 < 'a'").hint == "convert first, e.g. `int(x)` or `float(x)`"
     assert error("nothing").hint == "available names: index, item, key, steps"
     assert error("x", {"__now__": 5}).hint is None
+    assert error("x", {1: "a", "y": 2}).hint == "available names: 1, y"
 
 
 def test_error_quotes_long_expressions_shortened() -> None:

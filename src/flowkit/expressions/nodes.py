@@ -84,7 +84,7 @@ class Root(Node):
         try:
             return ctx[self.name]
         except KeyError:
-            names = ", ".join(sorted(k for k in ctx if not k.startswith("__")))
+            names = ", ".join(sorted(str(k) for k in ctx if not str(k).startswith("__")))
             raise EvalError(
                 f"`{self.name}` is not available here",
                 f"available names: {names}" if names else None,
