@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from flowkit.connectors import shopify, woocommerce
@@ -44,6 +45,14 @@ def runtime() -> Runtime:
     rt = Runtime(connection="test", kv=MemoryKV(), register_secret=secrets.append)
     rt.secrets = secrets  # type: ignore[attr-defined]
     return rt
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[httpx.Client]:
+    """A plain client for talking to the sandboxes directly (loopback HTTP only; a bare
+    `httpx.get` would load the CA bundle on every call)."""
+    with httpx.Client(verify=False) as client:
+        yield client
 
 
 @pytest.fixture

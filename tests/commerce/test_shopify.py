@@ -97,8 +97,10 @@ async def test_bad_token_is_an_auth_error_with_shopifys_message(
     assert "shpat_wrong" in runtime.secrets  # type: ignore[attr-defined]
 
 
-async def test_an_unknown_operation_is_a_clear_400(shop_handle: ServerHandle) -> None:
-    answer = httpx.post(
+async def test_an_unknown_operation_is_a_clear_400(
+    shop_handle: ServerHandle, http: httpx.Client
+) -> None:
+    answer = http.post(
         f"{shop_handle.url}/admin/api/2025-01/graphql.json",
         headers={"X-Shopify-Access-Token": "shpat_sandbox"},
         json={"query": "query Products { products(first: 1) { nodes { id } } }"},
@@ -356,14 +358,14 @@ async def test_connection_dropped_after_the_mutation_may_have_been_sent(
 
 
 async def test_the_server_enforces_shopify_limits(
-    shop_handle: ServerHandle, shop: ShopifyServer
+    shop_handle: ServerHandle, shop: ShopifyServer, http: httpx.Client
 ) -> None:
     shop.add_variant("SKU-1", 1)
     item = next(iter(shop.variants.values()))["inventoryItem"]["id"]
     quantity = {"inventoryItemId": item, "locationId": shop.default_location, "quantity": 1}
     query = "mutation SetInventory($input: InventorySetQuantitiesInput!) { x }"
     payload = {"name": "available", "reason": "correction", "ignoreCompareQuantity": True}
-    answer = httpx.post(
+    answer = http.post(
         f"{shop_handle.url}/admin/api/2025-01/graphql.json",
         headers={"X-Shopify-Access-Token": "shpat_sandbox"},
         json={"query": query, "variables": {"input": {**payload, "quantities": [quantity] * 251}}},

@@ -203,14 +203,18 @@ async def test_update_order_sets_status_and_meta(
 
 # ------------------------------------------------------------------ reviews
 async def test_reviews_by_email_and_products(
-    woo: WooCommerceServer, woo_url: str, woo_session: WooCommerceSession, call: CallContext
+    woo: WooCommerceServer,
+    woo_url: str,
+    woo_session: WooCommerceSession,
+    call: CallContext,
+    http: httpx.Client,
 ) -> None:
     a, b = woo.add_product("SKU-A", 1), woo.add_product("SKU-B", 1)
     check = HasReviewInput(email="ada@example.com", product_ids=[a["id"], b["id"]])
     has = connector.actions["has_review"]
     assert (await has.run(woo_session, check, call)).model_dump() == {"exists": False, "count": 0}
 
-    created = httpx.post(
+    created = http.post(
         f"{woo_url}{BASE}/products/reviews",
         auth=("ck_sandbox", "cs_sandbox"),
         json={
@@ -328,10 +332,10 @@ async def test_set_stock_reports_per_item_errors_from_the_batch(
 
 
 def test_the_server_refuses_batches_over_100_like_woocommerce(
-    woo: WooCommerceServer, woo_url: str
+    woo: WooCommerceServer, woo_url: str, http: httpx.Client
 ) -> None:
     product = woo.add_product("SKU-1", 1)
-    answer = httpx.post(
+    answer = http.post(
         f"{woo_url}{BASE}/products/batch",
         auth=("ck_sandbox", "cs_sandbox"),
         json={"update": [{"id": product["id"], "stock_quantity": 2}] * 101},
@@ -391,8 +395,8 @@ async def test_connection_dropped_after_the_batch_write_may_have_been_sent(
 async def test_read_timeout_is_a_timeout(
     woo: WooCommerceServer, woo_url: str, runtime: Runtime, call: CallContext
 ) -> None:
-    woo.faults.latency = 0.5
-    session = await connector.open(woo_settings(woo_url, timeout=0.1), runtime)
+    woo.faults.latency = 0.2
+    session = await connector.open(woo_settings(woo_url, timeout=0.05), runtime)
     try:
         with pytest.raises(ConnectorError) as info:
             await run(session, "get_order", call, id=1)

@@ -168,6 +168,9 @@ class WooCommerceServer:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.currency = currency
         self.faults = Faults()
+        self._rate: tuple[float, float] | None = None  # (requests per second, burst)
+        self._tokens = 0.0
+        self._tokens_at = 0.0
         self.products: dict[int, dict[str, Any]] = {}
         self.orders: dict[int, dict[str, Any]] = {}
         self.reviews: dict[int, dict[str, Any]] = {}
@@ -192,6 +195,25 @@ class WooCommerceServer:
 
     def product_by_sku(self, sku: str) -> dict[str, Any] | None:
         return next((p for p in self.products.values() if p["sku"] == sku), None)
+
+    def limit_rate(self, per_second: float | None, burst: int = 1) -> None:
+        """Answer 429 with `Retry-After` beyond `per_second` requests (a host or proxy limit;
+        WooCommerce itself has none). None removes the limit."""
+        self._rate = None if per_second is None else (per_second, float(burst))
+        self._tokens = float(burst)
+        self._tokens_at = self.clock().timestamp()
+
+    def _over_rate_limit(self) -> tuple[str, float] | None:
+        if self._rate is None:
+            return None
+        rate, burst = self._rate
+        now = self.clock().timestamp()
+        self._tokens = min(burst, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return None
+        return "throttle", float(math.ceil((1 - self._tokens) / rate))
 
     # ------------------------------------------------------------------ state builders
 
@@ -394,7 +416,7 @@ class WooCommerceServer:
     async def _dispatch(
         self, request: web.Request, handler: Callable[[web.Request], Any], raw: bytes, body: Any
     ) -> web.StreamResponse:
-        fault = self.faults.next_fault()
+        fault = self.faults.next_fault() or self._over_rate_limit()
         if fault is not None:
             return self._fault_response(*fault)
         denied = self._authenticate(request)
