@@ -49,11 +49,11 @@ def test_run_prints_exports_writes_env_file_and_stops(
     assert codes == [0]
     out = capsys.readouterr().out.splitlines()
     exports = parse_exports(out)
-    assert exports["MAIL_FROM"] == "Sandbox Shop <shop@example.com>"
+    assert exports["MAIL_FROM_NAME"] == "Sandbox Shop"
     assert exports["STRIPE_API_KEY"] == "sk_test_flowkit_sandbox"
     written = env_file.read_text(encoding="utf-8").splitlines()
     assert written[0].startswith("#")
-    assert 'MAIL_FROM="Sandbox Shop <shop@example.com>"' in written
+    assert 'MAIL_FROM_NAME="Sandbox Shop"' in written
     assert f"SMTP_PORT={exports['SMTP_PORT']}" in written
     assert len(written) == len(exports) + 1
     assert any(line.startswith("What was sent: http://127.0.0.1:") for line in out)

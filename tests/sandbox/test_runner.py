@@ -82,7 +82,7 @@ def test_every_service_answers_with_the_env_credentials(sandbox: Sandbox) -> Non
         message["Subject"], message["Message-ID"] = "Hi", "<env-test@flowkit.local>"
         message.set_content("hello")
         client.send_message(message)
-    assert env["SMTP_TLS"] == "none"
+    assert env["SMTP_SECURITY"] == "none"
 
 
 def test_summary_and_views_report_what_was_sent() -> None:

@@ -35,8 +35,9 @@ The environment variables `env()` returns (the one table; recipes and docs use t
 | SMTP_PORT            | <smtp>                               | mail server port                   |
 | SMTP_USERNAME        | sandbox                              | SMTP AUTH user                     |
 | SMTP_PASSWORD        | sandbox-password                     | SMTP AUTH password                 |
-| SMTP_TLS             | none                                 | none, starttls or tls              |
-| MAIL_FROM            | Sandbox Shop <shop@example.com>      | sender of the recipes' emails      |
+| SMTP_SECURITY        | none                                 | none, starttls or tls              |
+| MAIL_FROM            | shop@example.com                     | sender address of recipe emails    |
+| MAIL_FROM_NAME       | Sandbox Shop                         | sender display name                |
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ __all__ = ["SERVICES", "Sandbox"]
 SERVICES = ("stripe", "quickbooks", "woocommerce", "shopify", "slack", "smtp", "control")
 SMTP_USERNAME = "sandbox"
 SMTP_PASSWORD = "sandbox-password"
-MAIL_FROM = "Sandbox Shop <shop@example.com>"
+MAIL_FROM = "shop@example.com"
+MAIL_FROM_NAME = "Sandbox Shop"
 
 
 def _optional(module: str, name: str) -> Any | None:
@@ -203,8 +205,9 @@ class Sandbox:
             "SMTP_PORT": str(self.mail.port),
             "SMTP_USERNAME": SMTP_USERNAME,
             "SMTP_PASSWORD": SMTP_PASSWORD,
-            "SMTP_TLS": "none",
+            "SMTP_SECURITY": "none",
             "MAIL_FROM": MAIL_FROM,
+            "MAIL_FROM_NAME": MAIL_FROM_NAME,
         }
         return env
 
