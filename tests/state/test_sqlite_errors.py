@@ -135,7 +135,9 @@ async def test_disk_full(store: SqliteStateStore, db_path: Path) -> None:
     big = {"blob": "x" * 200_000}
     with pytest.raises(StateError) as err:
         await store.put_step("r1", "rec", "a", "s", StepStatus.OK, 1.0, output=big)
-    assert one_line(err.value).startswith(f"cannot write the state database {db_path}: the disk is full")
+    assert one_line(err.value).startswith(
+        f"cannot write the state database {db_path}: the disk is full"
+    )
     assert await store.get_steps("rec", "a") == {}  # nothing half-written
 
     # Space comes back: the store works again and the file is sound.

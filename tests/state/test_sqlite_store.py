@@ -67,7 +67,12 @@ async def test_runs(store: SqliteStateStore) -> None:
     await store.start_run("r3", "other", "h3", 30.0)
     run = await store.get_run("r1")
     assert run is not None
-    assert (run.status, run.finished_at, run.summary, run.recipe_hash) == ("running", None, {}, "h1")
+    assert (run.status, run.finished_at, run.summary, run.recipe_hash) == (
+        "running",
+        None,
+        {},
+        "h1",
+    )
 
     await store.finish_run("r1", "partial", {"ok": 3, "failed": 1}, 15.0)
     run = await store.get_run("r1")
@@ -87,7 +92,9 @@ async def test_runs(store: SqliteStateStore) -> None:
 
 async def test_admit_dedups_keeps_order_and_moves_cursor(store: SqliteStateStore) -> None:
     assert await store.get_cursor("rec") is None
-    n = await store.admit_items("rec", [("b", {"n": 1}), ("a", {"n": 2}), ("b", {"n": 3})], "c1", 1.0)
+    n = await store.admit_items(
+        "rec", [("b", {"n": 1}), ("a", {"n": 2}), ("b", {"n": 3})], "c1", 1.0
+    )
     assert n == 2  # the repeated key inside one batch counts once
     assert await store.get_cursor("rec") == "c1"
 
@@ -141,7 +148,12 @@ async def test_items_to_run_and_set_item(store: SqliteStateStore) -> None:
 
     f3 = await store.get_item("rec", "f3")
     assert f3 is not None
-    assert (f3.status, f3.failures, f3.error, f3.updated_at) == (ItemStatus.FAILED, 3, "HTTP 400", 2.0)
+    assert (f3.status, f3.failures, f3.error, f3.updated_at) == (
+        ItemStatus.FAILED,
+        3,
+        "HTTP 400",
+        2.0,
+    )
     w = await store.get_item("rec", "w_due")
     assert w is not None and w.wake_at == 100.0 and w.data == {"k": "w_due"}
 
@@ -150,7 +162,10 @@ async def test_items_to_run_and_set_item(store: SqliteStateStore) -> None:
     f3 = await store.get_item("rec", "f3")
     assert f3 is not None and (f3.status, f3.failures, f3.error) == (ItemStatus.DONE, 3, None)
 
-    assert [i.key for i in await store.list_items(status=ItemStatus.WAITING)] == ["w_due", "w_later"]
+    assert [i.key for i in await store.list_items(status=ItemStatus.WAITING)] == [
+        "w_due",
+        "w_later",
+    ]
     assert len(await store.list_items()) == 7
     assert len(await store.list_items(limit=2)) == 2
     assert await store.get_item("rec", "ghost") is None
@@ -200,7 +215,9 @@ async def test_steps_upsert_and_attempts(store: SqliteStateStore) -> None:
 async def test_put_step_for_unknown_item_or_run_names_it(store: SqliteStateStore) -> None:
     await store.start_run("r1", "rec", "h", 0.0)
     await store.admit_items("rec", [("a", 1)], None, 0.0)
-    with pytest.raises(StateError, match="cannot journal step 's': item 'zz' of recipe 'rec' was never admitted"):
+    with pytest.raises(
+        StateError, match="cannot journal step 's': item 'zz' of recipe 'rec' was never admitted"
+    ):
         await store.put_step("r1", "rec", "zz", "s", StepStatus.OK, 1.0)
     with pytest.raises(StateError, match="run 'r9' was never started"):
         await store.put_step("r9", "rec", "a", "s", StepStatus.OK, 1.0)
@@ -248,8 +265,8 @@ async def test_json_columns_are_compact_json_text(store: SqliteStateStore, db_pa
     await store.admit_items("rec", [("a", {"when": when, "n": 1.5, "s": "é"})], None, 0.0)
     await store.put_step("r1", "rec", "a", "s", StepStatus.OK, 1.0, output=[1, None])
     with raw(db_path) as c:
-        data, = c.execute("SELECT data FROM items").fetchone()
-        output, = c.execute("SELECT output FROM steps").fetchone()
+        (data,) = c.execute("SELECT data FROM items").fetchone()
+        (output,) = c.execute("SELECT output FROM steps").fetchone()
     assert data == '{"when":"2026-01-02 03:04:05","n":1.5,"s":"\\u00e9"}'
     assert output == "[1,null]"
     item = await store.get_item("rec", "a")
@@ -367,7 +384,9 @@ def test_default_state_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     assert default_state_path() == tmp_path / ".local" / "state" / "flowkit" / "state.db"
 
 
-async def test_open_store_uses_the_default_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+async def test_open_store_uses_the_default_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("FLOWKIT_STATE", str(tmp_path / "d" / "s.db"))
     async with open_store(None) as s:
         await s.kv_set("a", "b", "c")

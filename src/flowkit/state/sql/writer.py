@@ -151,8 +151,9 @@ class Writer(threading.Thread):
             if batch:
                 self._execute(batch)
         conn, self._conn = self._conn, None
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("PRAGMA optimize")
+        if self.commits:  # a store that only read (a CLI listing) has nothing to analyse
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA optimize")
         conn.close()
 
     def _transaction(self, batch: list[Op]) -> list[Any]:
