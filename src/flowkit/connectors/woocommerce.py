@@ -649,23 +649,25 @@ class SetStock(Action[SetStockInput, SetStockOutput]):
                     kind=ErrorKind.PERMANENT,
                     maybe_sent=True,
                 )
-            by_id = {c.product_id: c for c in group}
-            for result in results:
-                change = by_id.get(int(result.get("id") or 0)) if isinstance(result, dict) else None
-                if change is None:
-                    continue
-                error = result.get("error")
-                if isinstance(error, dict):
-                    errors.append(
-                        ItemError(
-                            sku=change.sku,
-                            product_id=change.product_id,
-                            code=str(error.get("code", "error")),
-                            message=str(error.get("message", "")),
-                        )
-                    )
-                else:
+            answered = {str(r.get("id")): r for r in results if isinstance(r, dict) and "id" in r}
+            for change in group:
+                result = answered.get(str(change.product_id))
+                error = result.get("error") if result is not None else None
+                if result is not None and not isinstance(error, dict):
                     updated.append(change)
+                    continue
+                error = error or {
+                    "code": "no_result",
+                    "message": "the batch answer did not mention this product",
+                }
+                errors.append(
+                    ItemError(
+                        sku=change.sku,
+                        product_id=change.product_id,
+                        code=str(error.get("code", "error")),
+                        message=str(error.get("message", "")),
+                    )
+                )
         return SetStockOutput(updated=updated, unchanged=unchanged, errors=errors)
 
 
