@@ -61,7 +61,6 @@ async def call_with_retry(
 
     Raises the last ConnectorError when giving up; other exceptions are not retried.
     """
-    rng = rng or random.Random()
     start = clock.now()
     attempts = 0
 
@@ -71,6 +70,16 @@ async def call_with_retry(
             and exc.kind in policy.retry_on
             and may_retry(exc)
         )
+
+    # Fast path: most calls succeed at once, and building a tenacity controller costs more
+    # than a no-op action. Only a retryable first failure hands over to tenacity.
+    try:
+        return await fn(1), 1
+    except ConnectorError as exc:
+        if policy.attempts <= 1 or not should_retry(exc):
+            raise
+        first_error = exc
+    rng = rng or random.Random()
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -93,8 +102,13 @@ async def call_with_retry(
         before_sleep=before_sleep,
         reraise=True,
     )
+    async def replay_first_then_call(number: int) -> T:
+        if number == 1:
+            raise first_error
+        return await fn(number)
+
     async for attempt in retrying:
         with attempt:
             attempts = attempt.retry_state.attempt_number
-            result = await fn(attempts)
+            result = await replay_first_then_call(attempts)
     return result, attempts

@@ -56,6 +56,8 @@ def serve_in_thread(app: web.Application, port: int | None = None) -> ServerHand
             loop.run_until_complete(start())
         except BaseException as exc:  # reported to the caller below
             failure.append(exc)
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
             ready.set()
             return
         ready.set()
