@@ -98,7 +98,6 @@ MIGRATIONS: tuple[Migration, ...] = (
                 at REAL NOT NULL
             )""",
             "CREATE INDEX attempts_by_run ON attempts (run_id, id)",
-            "CREATE INDEX attempts_by_item ON attempts (recipe, item_key, step_key)",
             """CREATE TABLE kv (
                 namespace TEXT NOT NULL,
                 key TEXT NOT NULL,

@@ -33,6 +33,11 @@ OUTCOMES: dict[StepStatus, str] = {
     StepStatus.WAITING: "waiting",
 }
 
+# put_step's hot path: status -> (stored value, attempt outcome) without enum attribute access.
+STEP_ROW_VALUES: dict[StepStatus, tuple[str, str]] = {
+    st: (st.value, OUTCOMES[st]) for st in StepStatus
+}
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
