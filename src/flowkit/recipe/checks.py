@@ -143,6 +143,7 @@ class _Checker:
         self.connectors: dict[str, Connector | None] = {}
         self.secret_uses: dict[str, tuple[YamlPath, int]] = {}
         self.env_uses: dict[str, tuple[YamlPath, int]] = {}
+        self.unconnected: set[str] = set()
 
     def run(self) -> None:
         self.check_ids()
@@ -340,7 +341,8 @@ class _Checker:
                 f"choose one with `connection: {matches[0]}`",
                 rule="connection",
             )
-        elif not matches:
+        elif not matches and connector_name not in self.unconnected:
+            self.unconnected.add(connector_name)  # reported at its first use only
             required = [
                 info.alias or field
                 for field, info in connector.settings.model_fields.items()

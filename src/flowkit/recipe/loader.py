@@ -326,28 +326,36 @@ def _is_type_error(kind: str) -> bool:
     return kind.endswith("_type") or kind in {"none_required", "bool_parsing", "literal_error"}
 
 
-_PATTERNS: dict[str, tuple[str, str]] = {
-    models.ID_PATTERN: (
+# friendly messages for the recipe format's patterns, by the name of the field
+_PATTERNS: dict[str, tuple[str, str, str]] = {
+    "id": (
+        models.ID_PATTERN,
         "{} is not a valid step id",
         "use lowercase letters, digits and `_`, starting with a letter, e.g. create_invoice",
     ),
-    models.NAME_PATTERN: (
+    "name": (
+        models.NAME_PATTERN,
         "{} is not a valid recipe name",
         "use lowercase letters, digits, `-`, `_` and `.`, e.g. invoice-on-payment",
     ),
-    models.USE_PATTERN: (
+    "use": (
+        models.USE_PATTERN,
         "{} is not a connector action",
         "write `connector.action` in lowercase, e.g. stripe.list_charges",
     ),
-    models.EXPRESSION_PATTERN: (
-        "{} is not a ${{{{ }}}} expression",
-        "write a single expression, e.g. ${{ item.id }}",
-    ),
-    r"^[a-z][a-z0-9_]*$": (
+    "connector": (
+        r"^[a-z][a-z0-9_]*$",
         "{} is not a valid connector name",
         "use lowercase letters, digits and `_`, e.g. stripe",
     ),
+    "expression": (
+        models.EXPRESSION_PATTERN,
+        "{} is not a ${{{{ }}}} expression",
+        "write a single expression, e.g. ${{ item.id }}",
+    ),
 }
+_SCALARS = (str, int, float, bool, type(None))
+_SECRET_NAME = re.compile(r"(key|token|secret|password|passwd|pass)$", re.IGNORECASE)
 
 
 def _friendly(errors: list[ErrorDetails], path: YamlPath) -> tuple[str, str | None]:
@@ -357,9 +365,12 @@ def _friendly(errors: list[ErrorDetails], path: YamlPath) -> tuple[str, str | No
     value = first.get("input")
     if kind == "string_pattern_mismatch":
         pattern = (first.get("ctx") or {}).get("pattern", "")
-        if pattern in _PATTERNS:
-            message, hint = _PATTERNS[pattern]
-            if pattern == models.EXPRESSION_PATTERN and isinstance(value, str):
+        field = path[-1] if path and isinstance(path[-1], str) else ""
+        for name in (field, "expression"):
+            expected, message, hint = _PATTERNS.get(name, ("", "", ""))
+            if expected != pattern:
+                continue
+            if name == "expression" and isinstance(value, str):
                 hint = f"write ${{{{ {value.strip()} }}}}"
             return message.format(shown(value)), hint
     if kind == "literal_error" and path == ("flowkit",):
@@ -376,8 +387,12 @@ def _friendly(errors: list[ErrorDetails], path: YamlPath) -> tuple[str, str | No
             messages.append(text)
     if len(messages) > 1 and all(m.startswith("Input should be ") for m in messages):
         tails = [m[len("Input should be ") :] for m in messages]
-        return "Input should be " + ", ".join(tails[:-1]) + " or " + tails[-1], None
-    return "; ".join(messages), None
+        messages = ["Input should be " + ", ".join(tails[:-1]) + " or " + tails[-1]]
+    message = "; ".join(messages)
+    secret = any(isinstance(p, str) and _SECRET_NAME.search(p) for p in path)
+    if kind != "value_error" and isinstance(value, _SCALARS) and not secret:
+        message += f" (got {shown(value)})"
+    return message, None
 
 
 def _clean(message: str) -> str:
