@@ -393,3 +393,24 @@ async def test_open_store_uses_the_default_path(
     assert (tmp_path / "d" / "s.db").exists()
     assert open_store(str(tmp_path / "e.db")).path == tmp_path / "e.db"
     assert os.fspath(open_store(tmp_path / "e.db", synchronous="NORMAL").path).endswith("e.db")
+
+
+class WriterBug(BaseException):
+    """Escapes the writer's per-batch error handling, like a bug in the writer itself."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_a_dying_writer_fails_its_callers_instead_of_hanging(
+    store: SqliteStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowkit.state.sql import writer
+
+    def broken(conn: object, batch: object) -> object:
+        raise WriterBug("boom")
+
+    monkeypatch.setattr(writer, "run_ops", broken)
+    with pytest.raises(StateError, match=r"the state store writer stopped: WriterBug\('boom'\)"):
+        await asyncio.wait_for(store.kv_set("a", "b", "c"), timeout=10)
+    with pytest.raises(StateError, match="writer stopped"):  # and stays stopped
+        await store.put_step("r", "rec", "a", "s", StepStatus.OK, 1.0)
+    assert await store.kv_get("a", "b") is None  # reads still work; close() still works

@@ -228,8 +228,8 @@ class SqliteStateStore:
         fut: asyncio.Future[Any] = loop.create_future()
         try:
             writer.submit(Op(fn, fut, loop, rows))
-        except StateError:
-            raise self._not_open() from None
+        except StateError as exc:
+            raise (self._not_open() if self._closed else exc) from None
         return await fut
 
     def _read_call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -447,8 +447,8 @@ class SqliteStateStore:
         fut: asyncio.Future[None] = loop.create_future()
         try:
             writer.submit(Op(None, fut, loop, (step, attempt)))
-        except StateError:
-            raise self._not_open() from None
+        except StateError as exc:
+            raise (self._not_open() if self._closed else exc) from None
         await fut
 
     # connector key-value -------------------------------------------------------------------

@@ -102,6 +102,7 @@ class Writer(threading.Thread):
         self._queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
         self._submit_lock = threading.Lock()
         self._stopped = False
+        self.failure: StateError | None = None  # why the thread died, if it did
         self._conn: sqlite3.Connection | None = None
         self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.commits = 0  # transactions committed (for benchmarks and diagnostics)
@@ -110,7 +111,7 @@ class Writer(threading.Thread):
     def submit(self, op: Op) -> None:
         with self._submit_lock:
             if self._stopped:
-                raise StateError("the state store is closed")
+                raise self.failure or StateError("the state store is closed")
             self._queue.put(op)
 
     def stop(self) -> None:
@@ -131,6 +132,31 @@ class Writer(threading.Thread):
             self.ready.set_exception(exc)
             return
         self.ready.set_result(None)
+        try:
+            self._loop()
+        except BaseException as exc:  # a bug here must not leave callers waiting forever
+            failure = StateError(f"the state store writer stopped: {exc!r}")
+            with self._submit_lock:
+                self._stopped = True
+                self.failure = failure
+            leftovers: list[Op] = []
+            while True:
+                try:
+                    op = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if op is not None:
+                    leftovers.append(op)
+            self._deliver([(op, None, failure) for op in leftovers])
+            raise
+        finally:
+            conn, self._conn = self._conn, None
+            if self.commits:  # a store that only read (a CLI listing) has nothing to analyse
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA optimize")
+            conn.close()
+
+    def _loop(self) -> None:
         stopping = False
         while not (stopping and self._queue.empty()):
             first = self._queue.get()
@@ -149,12 +175,13 @@ class Writer(threading.Thread):
                 else:
                     batch.append(nxt)
             if batch:
-                self._execute(batch)
-        conn, self._conn = self._conn, None
-        if self.commits:  # a store that only read (a CLI listing) has nothing to analyse
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("PRAGMA optimize")
-        conn.close()
+                try:
+                    self._execute(batch)
+                except BaseException as exc:
+                    failure = StateError(f"the state store writer stopped: {exc!r}")
+                    # Futures already settled are skipped by _settle.
+                    self._deliver([(op, None, failure) for op in batch])
+                    raise
 
     def _transaction(self, batch: list[Op]) -> list[Any]:
         conn = self._conn
