@@ -54,6 +54,7 @@ __all__ = [
 _MESSAGE_LIMIT = 300
 _URL_CACHE_SIZE = 512
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class RateLimiter(Protocol):
@@ -289,21 +290,40 @@ class HttpClient:
         merged = self._headers.copy()
         if headers:
             merged.update(headers)
-        if json is not None and content is None and data is None:
+        target = self._target(url, params)
+        method = method.upper()
+        if data is not None:  # form data: let httpx encode it
+            return httpx.Request(
+                method,
+                target,
+                data=data,
+                content=content,
+                headers=merged,
+                extensions={"timeout": self._timeouts},
+            )
+        if json is not None and content is None:
             # Encoded here rather than by httpx: same bytes, a third of the cost.
             content = jsonlib.dumps(
                 json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode()
             if "Content-Type" not in merged:
                 merged["Content-Type"] = "application/json"
-        return httpx.Request(
-            method.upper(),
-            self._target(url, params),
-            data=data,
-            content=content,
+        body = content.encode() if isinstance(content, str) else (content or b"")
+        # The headers httpx would add (Host, Content-Length), set here so the request can be
+        # built from a ready stream: a quarter of the cost of httpx encoding the body again.
+        if "Host" not in merged:
+            merged["Host"] = target.netloc.decode("ascii")
+        if "Content-Length" not in merged and (body or method in _BODY_METHODS):
+            merged["Content-Length"] = str(len(body))
+        request = httpx.Request(
+            method,
+            target,
             headers=merged,
+            stream=httpx.ByteStream(body),
             extensions={"timeout": self._timeouts},
         )
+        request.read()  # `request.content` works as usual (the stream is already in memory)
+        return request
 
     def _target(self, url: str | httpx.URL, params: Any) -> httpx.URL:
         """The absolute URL: relative ones are appended to base_url's path; params are added

@@ -51,6 +51,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._ssl: bool | ssl.SSLContext = verify
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._timeouts: dict[tuple[Any, Any, Any], aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         # Created lazily: an aiohttp session belongs to the running event loop.
@@ -76,7 +77,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._get_session()
         body = await request.aread()
-        timeout = _client_timeout(request.extensions.get("timeout"))
+        timeout = self._timeout(request.extensions.get("timeout"))
         headers = CIMultiDict(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
         )
@@ -111,6 +112,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request=request,
         )
 
+    def _timeout(self, spec: Any) -> aiohttp.ClientTimeout:
+        if not isinstance(spec, Mapping):
+            return _NO_TIMEOUT
+        key = (spec.get("connect"), spec.get("read"), spec.get("pool"))
+        found = self._timeouts.get(key)
+        if found is None:
+            found = self._timeouts[key] = _client_timeout(spec)
+        return found
+
     async def aclose(self) -> None:
         self._closed = True
         if self._session is not None:
@@ -118,9 +128,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
 
 
-def _client_timeout(spec: Any) -> aiohttp.ClientTimeout:
-    if not isinstance(spec, Mapping):
-        return aiohttp.ClientTimeout(total=None)
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
+
+
+def _client_timeout(spec: Mapping[str, Any]) -> aiohttp.ClientTimeout:
     connect = spec.get("connect")
     read = spec.get("read")
     pool = spec.get("pool")
