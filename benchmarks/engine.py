@@ -69,10 +69,14 @@ async def main(items: int, concurrency: int) -> None:
     step_items = items * 3
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"command:   {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"machine:   {platform.platform()}, {os.cpu_count()} cpus, Python "
-          f"{platform.python_version()}")
-    print(f"workload:  {items} items x 3 steps (2 idempotent writes + 1 notify), "
-          f"concurrency {concurrency}, SQLite WAL synchronous=FULL, state file {size/1e6:.1f} MB")
+    print(
+        f"machine:   {platform.platform()}, {os.cpu_count()} cpus, Python "
+        f"{platform.python_version()}"
+    )
+    print(
+        f"workload:  {items} items x 3 steps (2 idempotent writes + 1 notify), "
+        f"concurrency {concurrency}, SQLite WAL synchronous=FULL, state file {size / 1e6:.1f} MB"
+    )
     print(f"total:     {elapsed:.2f} s")
     print(f"per step-item: {elapsed / step_items * 1e6:.1f} us   (target <= 100 us)")
     print(f"peak RSS:  {peak_mb:.0f} MB   (target < 200 MB)")

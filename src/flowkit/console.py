@@ -60,14 +60,19 @@ class RunConsole:
 
     def start(self) -> None:
         if self.dry_run:
-            self.write("DRY RUN: reads are real, writes are shown and NOT sent; "
-                       "the state store is not changed", force=True)
+            self.write(
+                "DRY RUN: reads are real, writes are shown and NOT sent; "
+                "the state store is not changed",
+                force=True,
+            )
         if self.tty and self.fmt == "text" and not self.quiet:
             from rich.console import Console
             from rich.live import Live
 
             self._live = Live(
-                self._render(), console=Console(file=self.stream), refresh_per_second=8,
+                self._render(),
+                console=Console(file=self.stream),
+                refresh_per_second=8,
                 transient=True,
             )
             self._live.start()
@@ -85,8 +90,10 @@ class RunConsole:
         for column in ("ok", "skipped", "failed", "waiting", "retries"):
             table.add_column(column, justify="right")
         for step, counts in self.step_counts.items():
-            table.add_row(step, *(str(counts.get(c, 0)) for c in
-                                  ("ok", "skipped", "failed", "waiting", "retry")))
+            table.add_row(
+                step,
+                *(str(counts.get(c, 0)) for c in ("ok", "skipped", "failed", "waiting", "retry")),
+            )
         table.caption = (
             f"items: {self.counts['done']} done, {self.counts['failed']} failed, "
             f"{self.counts['waiting']} waiting"
@@ -105,9 +112,15 @@ class RunConsole:
             bucket[name] = bucket.get(name, 0) + 1
         if self.fmt == "json":
             record = {
-                "ts": _ts(), "event": event.kind, "recipe": event.recipe, "run": event.run_id,
-                "item": event.item, "step": event.step, "status": event.status,
-                "message": event.message, **({"data": event.data} if event.data else {}),
+                "ts": _ts(),
+                "event": event.kind,
+                "recipe": event.recipe,
+                "run": event.run_id,
+                "item": event.item,
+                "step": event.step,
+                "status": event.status,
+                "message": event.message,
+                **({"data": event.data} if event.data else {}),
             }
             self.write(
                 json.dumps(redact.redact(record), default=str, separators=(",", ":")),
@@ -150,12 +163,20 @@ class RunConsole:
             if event.data.get("wake_at"):
                 extra += f" until={_ts(event.data['wake_at'])}"
             msg = f": {event.message}" if event.message else ""
-            return " ".join([*parts, status.upper() if status in ("failed", "unknown")
-                             else status]) + extra + msg
+            return (
+                " ".join([*parts, status.upper() if status in ("failed", "unknown") else status])
+                + extra
+                + msg
+            )
         if kind == "retry":
             delay = event.data.get("delay", 0.0)
-            return " ".join([*parts, f"retry attempt={event.data.get('attempt')} "
-                             f"after={delay:.1f}s ({event.status}): {event.message}"])
+            return " ".join(
+                [
+                    *parts,
+                    f"retry attempt={event.data.get('attempt')} "
+                    f"after={delay:.1f}s ({event.status}): {event.message}",
+                ]
+            )
         if kind == "item_finished":
             if event.status == "failed":
                 return " ".join([*parts, f"item FAILED: {event.message}"])
@@ -214,5 +235,8 @@ class RunConsole:
         for error in summary.get("errors", [])[:10]:
             self.write(f"  {error}", force=True)
         if summary.get("failed"):
-            self.write("  see `flowkit items list --status failed`; retry with "
-                       "`flowkit items retry RECIPE KEY`", force=True)
+            self.write(
+                "  see `flowkit items list --status failed`; retry with "
+                "`flowkit items retry RECIPE KEY`",
+                force=True,
+            )

@@ -54,8 +54,9 @@ class Harness:
         return store
 
     def steps(self, status: str | None = None) -> list[Event]:
-        return [e for e in self.events if e.kind == "step" and (status is None or
-                                                                 e.status == status)]
+        return [
+            e for e in self.events if e.kind == "step" and (status is None or e.status == status)
+        ]
 
 
 @pytest.fixture

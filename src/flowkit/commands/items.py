@@ -11,9 +11,9 @@ from flowkit.errors import ExitCode
 
 def list_items(*, state: Path | None, recipe: str | None, status: str | None) -> int:
     from flowkit import redact
-    from flowkit.state.base import ItemStatus, StateStore
+    from flowkit.state.base import ItemRecord, ItemStatus, StateStore
 
-    async def fetch(store: StateStore) -> list[object]:
+    async def fetch(store: StateStore) -> list[ItemRecord]:
         if status is not None:
             return list(await store.list_items(recipe, ItemStatus(status)))
         failed = await store.list_items(recipe, ItemStatus.FAILED)
@@ -27,12 +27,21 @@ def list_items(*, state: Path | None, recipe: str | None, status: str | None) ->
         print("no items" + (f" with status {status}" if status else " failed or waiting"))
         return ExitCode.OK
     rows = [
-        [i.recipe, i.key, i.status.value, str(i.failures),  # type: ignore[attr-defined]
-         when(i.wake_at), (i.error or "")[:100]]  # type: ignore[attr-defined]
+        [
+            i.recipe,
+            i.key,
+            i.status.value,
+            str(i.failures),
+            when(i.wake_at),
+            (i.error or "")[:100],
+        ]
         for i in items
     ]
-    print(redact.redact_text(table(rows, ["RECIPE", "KEY", "STATUS", "FAILURES",
-                                          "WAKE (UTC)", "ERROR"])))
+    print(
+        redact.redact_text(
+            table(rows, ["RECIPE", "KEY", "STATUS", "FAILURES", "WAKE (UTC)", "ERROR"])
+        )
+    )
     return ExitCode.OK
 
 

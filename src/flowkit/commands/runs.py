@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from flowkit.commands._store import table, when, with_store
 from flowkit.errors import ExitCode
+from flowkit.state.base import AttemptRecord, RunRecord, StateStore
 
 
 def list_runs(*, state: Path | None, recipe: str | None, limit: int) -> int:
@@ -20,23 +22,19 @@ def list_runs(*, state: Path | None, recipe: str | None, limit: int) -> int:
     rows = []
     for r in runs:
         s = r.summary or {}
-        rows.append([
-            r.id, r.recipe, r.status, when(r.started_at),
-            str(s.get("new", "")), str(s.get("done", "")), str(s.get("failed", "")),
-            str(s.get("waiting", "")),
-        ])
-    print(redact.redact_text(table(rows, ["RUN", "RECIPE", "STATUS", "STARTED (UTC)", "NEW",
-                                          "DONE", "FAILED", "WAITING"])))
+        rows.append(
+            [r.id, r.recipe, r.status, when(r.started_at)]
+            + [str(s.get(k, "")) for k in ("new", "done", "failed", "waiting")]
+        )
+    header = ["RUN", "RECIPE", "STATUS", "STARTED (UTC)", "NEW", "DONE", "FAILED", "WAITING"]
+    print(redact.redact_text(table(rows, header)))
     return ExitCode.OK
 
 
 def show_run(run_id: str, *, state: Path | None) -> int:
-    import sys
-
     from flowkit import redact
-    from flowkit.state.base import StateStore
 
-    async def fetch(store: StateStore) -> tuple[object, list[object]] | str:
+    async def fetch(store: StateStore) -> tuple[RunRecord, list[AttemptRecord]] | str:
         runs = await store.list_runs(None, 1000)
         if run_id == "last":
             matches = runs[:1]
@@ -56,22 +54,23 @@ def show_run(run_id: str, *, state: Path | None) -> int:
         sys.stderr.write(f"flowkit: error: run '{run_id}': {result}\n")
         return ExitCode.FAILED
     run, attempts = result
-    s = run.summary or {}  # type: ignore[attr-defined]
-    print(f"run {run.id}  recipe {run.recipe}  status {run.status}")  # type: ignore[attr-defined]
-    print(f"started {when(run.started_at)}  finished {when(run.finished_at)}")  # type: ignore[attr-defined]
-    print(f"items: {s.get('new', 0)} new, {s.get('processed', 0)} processed, "
-          f"{s.get('done', 0)} done, {s.get('failed', 0)} failed, {s.get('waiting', 0)} waiting")
+    s = run.summary or {}
+    print(f"run {run.id}  recipe {run.recipe}  status {run.status}")
+    print(f"started {when(run.started_at)}  finished {when(run.finished_at)}")
+    print(
+        f"items: {s.get('new', 0)} new, {s.get('processed', 0)} processed, "
+        f"{s.get('done', 0)} done, {s.get('failed', 0)} failed, {s.get('waiting', 0)} waiting"
+    )
     if s.get("trigger_error"):
-        print(f"trigger error: {s['trigger_error']}")
-    by_step: dict[tuple[str, str], list[object]] = {}
+        print(redact.redact_text(f"trigger error: {s['trigger_error']}"))
+    by_step: dict[tuple[str, str], list[AttemptRecord]] = {}
     for a in attempts:
-        by_step.setdefault((a.item_key, a.step_key), []).append(a)  # type: ignore[attr-defined]
+        by_step.setdefault((a.item_key, a.step_key), []).append(a)
     rows = []
-    for (item, step), rows_ in sorted(by_step.items()):
-        last = rows_[-1]
-        tries = len([x for x in rows_ if x.outcome != "started"])  # type: ignore[attr-defined]
-        rows.append([item, step, last.outcome, str(tries),  # type: ignore[attr-defined]
-                     (last.error or "")[:120]])  # type: ignore[attr-defined]
+    for (item, step), records in sorted(by_step.items()):
+        last = records[-1]
+        tries = len([x for x in records if x.outcome != "started"])
+        rows.append([item, step, last.outcome, str(tries), (last.error or "")[:120]])
     if rows:
         print()
         print(redact.redact_text(table(rows, ["ITEM", "STEP", "OUTCOME", "ATTEMPTS", "ERROR"])))

@@ -8,6 +8,7 @@ registered for masking before anything can print it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +105,7 @@ class Connections:
             raw = render_value(dict(conn.with_), self._context) if conn else {}
             if conn is not None and conn.connector and conn.connector != connector.name:
                 raise PluginError(
-                    f"connection '{name}' uses connector '{conn.connector}', "
-                    f"not '{connector.name}'"
+                    f"connection '{name}' uses connector '{conn.connector}', not '{connector.name}'"
                 )
             try:
                 settings = connector.settings.model_validate(raw)
@@ -132,9 +132,8 @@ class Connections:
 
     async def close(self) -> None:
         for connector, session in self._sessions.values():
-            try:
+            # closing must never hide the run's outcome
+            with contextlib.suppress(Exception):
                 await connector.close(session)
-            except Exception:  # closing must never hide the run's outcome
-                pass
         self._sessions.clear()
         self._bound.clear()

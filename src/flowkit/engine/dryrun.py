@@ -48,7 +48,9 @@ class OverlayStore:
     async def start_run(self, run_id: str, recipe: str, recipe_hash: str, now: float) -> None:
         return None
 
-    async def finish_run(self, run_id: str, status: str, summary: dict[str, Any], now: float) -> None:
+    async def finish_run(
+        self, run_id: str, status: str, summary: dict[str, Any], now: float
+    ) -> None:
         return None
 
     async def list_runs(self, recipe: str | None = None, limit: int = 20) -> list[RunRecord]:
@@ -90,7 +92,8 @@ class OverlayStore:
         real = await self.real.items_to_run(recipe, now, max_failures) if self.real else []
         seen = {r.key for r in real}
         fresh = [
-            r for (rec, key), r in self.items.items()
+            r
+            for (rec, key), r in self.items.items()
             if rec == recipe and key not in seen and r.status is ItemStatus.PENDING
         ]
         return [r for r in real if (recipe, r.key) not in self.items] + fresh
@@ -101,8 +104,14 @@ class OverlayStore:
         return await self.real.list_items(recipe, status, limit) if self.real else []
 
     async def set_item(
-        self, recipe: str, key: str, status: ItemStatus, now: float, *,
-        wake_at: float | None = None, error: str | None = None,
+        self,
+        recipe: str,
+        key: str,
+        status: ItemStatus,
+        now: float,
+        *,
+        wake_at: float | None = None,
+        error: str | None = None,
     ) -> None:
         current = await self.get_item(recipe, key)
         if current is None:
@@ -119,14 +128,32 @@ class OverlayStore:
         return {**real, **self.steps.get((recipe, item_key), {})}
 
     async def put_step(
-        self, run_id: str, recipe: str, item_key: str, step_key: str, status: StepStatus,
-        now: float, *, output: Any = None, attempts: int = 0, error: str | None = None,
-        error_kind: str | None = None, idempotency_key: str | None = None,
+        self,
+        run_id: str,
+        recipe: str,
+        item_key: str,
+        step_key: str,
+        status: StepStatus,
+        now: float,
+        *,
+        output: Any = None,
+        attempts: int = 0,
+        error: str | None = None,
+        error_kind: str | None = None,
+        idempotency_key: str | None = None,
         fingerprint: str | None = None,
     ) -> None:
         self.steps.setdefault((recipe, item_key), {})[step_key] = StepRecord(
-            recipe, item_key, step_key, status, output, attempts, error, idempotency_key,
-            fingerprint, now,
+            recipe,
+            item_key,
+            step_key,
+            status,
+            output,
+            attempts,
+            error,
+            idempotency_key,
+            fingerprint,
+            now,
         )
 
     async def kv_get(self, namespace: str, key: str) -> str | None:

@@ -46,7 +46,9 @@ def parse_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def load_environment(env_file: Path | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def load_environment(
+    env_file: Path | None, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The variables a recipe sees: `.env` (explicit, else ./.env if present) under os.environ."""
     merged: dict[str, str] = {}
     path = env_file

@@ -50,6 +50,10 @@ class RunScope:
     offline: bool = False
     rng: random.Random = field(default_factory=random.Random)
     debug: Callable[[str], None] = lambda _line: None
+    by_id: dict[str, Step] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_id = {step.id: step for step in self.recipe.steps}
 
 
 @dataclass
@@ -110,8 +114,13 @@ class ItemRun:
 
     def emit(self, kind: str, **kw: Any) -> None:
         self.scope.listener(
-            Event(kind=kind, recipe=self.scope.recipe.name, run_id=self.scope.run_id,
-                  item=self.key, **kw)
+            Event(
+                kind=kind,
+                recipe=self.scope.recipe.name,
+                run_id=self.scope.run_id,
+                item=self.key,
+                **kw,
+            )
         )
 
     # journal ----------------------------------------------------------------------------
@@ -140,10 +149,7 @@ class ItemRun:
         blocked = False
         remaining = list(graph.order)
         while remaining and not blocked:
-            ready = [
-                s for s in remaining
-                if all(d in done for d in graph.deps[s])
-            ]
+            ready = [s for s in remaining if all(d in done for d in graph.deps[s])]
             # steps whose dependencies are waiting (or failed) are not ready: stop there
             ready = [s for s in ready if s not in self.outcomes]
             if not ready:
@@ -151,11 +157,9 @@ class ItemRun:
             for s in ready:
                 remaining.remove(s)
             if len(ready) == 1:
-                results = [await self.run_step(scope.recipe.step(ready[0]))]  # type: ignore[arg-type]
+                results = [await self.run_step(scope.by_id[ready[0]])]
             else:
-                results = await asyncio.gather(
-                    *(self.run_step(scope.recipe.step(s)) for s in ready)  # type: ignore[arg-type]
-                )
+                results = await asyncio.gather(*(self.run_step(scope.by_id[s]) for s in ready))
             for step_id, outcome in zip(ready, results, strict=True):
                 self.outcomes[step_id] = outcome
                 self.steps_ctx[step_id] = {
@@ -163,11 +167,11 @@ class ItemRun:
                     "status": outcome.status.value,
                     "error": outcome.error,
                 }
-                step = scope.recipe.step(step_id)
-                assert step is not None
-                if outcome.status in (StepStatus.OK, StepStatus.SKIPPED):
-                    done.add(step_id)
-                elif outcome.status is StepStatus.FAILED and step.on_error is OnError.CONTINUE:
+                step = scope.by_id[step_id]
+                continued = (
+                    outcome.status is StepStatus.FAILED and step.on_error is OnError.CONTINUE
+                )
+                if outcome.status in (StepStatus.OK, StepStatus.SKIPPED) or continued:
                     done.add(step_id)
                 elif outcome.status is StepStatus.WAITING:
                     pass  # dependents stay unstarted; independent steps go on
@@ -179,10 +183,10 @@ class ItemRun:
         scope = self.scope
         statuses = {k: o.status.value for k, o in self.outcomes.items()}
         failed = [
-            (k, o) for k, o in self.outcomes.items()
+            (k, o)
+            for k, o in self.outcomes.items()
             if o.status is StepStatus.UNKNOWN
-            or (o.status is StepStatus.FAILED
-                and scope.recipe.step(k).on_error is OnError.FAIL)  # type: ignore[union-attr]
+            or (o.status is StepStatus.FAILED and scope.by_id[k].on_error is OnError.FAIL)
         ]
         waiting = [o.wake_at for o in self.outcomes.values() if o.status is StepStatus.WAITING]
         now = scope.clock.now()
@@ -204,7 +208,9 @@ class ItemRun:
             await scope.store.set_item(scope.recipe.name, self.key, ItemStatus.DONE, now)
             result = ItemResult(self.key, ItemStatus.DONE, steps=statuses)
         self.emit(
-            "item_finished", status=result.status.value, message=result.error,
+            "item_finished",
+            status=result.status.value,
+            message=result.error,
             data={"wake_at": result.wake_at},
         )
         return result
@@ -369,7 +375,10 @@ class ItemRun:
                 clock=scope.clock,
                 may_retry=lambda exc: self.may_retry(bound, exc, policy.unsafe_writes),
                 on_retry=lambda n, exc, delay: self.emit(
-                    "retry", step=step_key, status=exc.kind.value, message=str(exc),
+                    "retry",
+                    step=step_key,
+                    status=exc.kind.value,
+                    message=str(exc),
                     data={"attempt": n, "delay": delay},
                 ),
                 rng=scope.rng,
@@ -380,25 +389,32 @@ class ItemRun:
             message = str(exc)
             if unknown:
                 message += " (the outcome is unknown: the request may have been applied)"
-            outcome = Outcome(status, error=message, kind=exc.kind,
-                              attempts=getattr(exc, "attempts", 1))
+            outcome = Outcome(
+                status, error=message, kind=exc.kind, attempts=getattr(exc, "attempts", 1)
+            )
             if not scope.dry_run:
-                await self.put(step_key, outcome, idempotency_key=key if is_write else None,
-                               fingerprint=fp)
+                await self.put(
+                    step_key, outcome, idempotency_key=key if is_write else None, fingerprint=fp
+                )
             self.emit("step", step=step_key, status=status.value, message=message)
             return outcome
         crashpoints.reached("after_send")
         outcome = Outcome(StepStatus.OK, _to_plain(output), attempts=attempts)
         if not scope.dry_run:
-            await self.put(step_key, outcome, idempotency_key=key if is_write else None,
-                           fingerprint=fp)
+            await self.put(
+                step_key, outcome, idempotency_key=key if is_write else None, fingerprint=fp
+            )
             crashpoints.reached("after_journal")
         self.emit("step", step=step_key, status="ok", data={"attempts": attempts})
         return outcome
 
     def may_retry(self, bound: Bound, exc: ConnectorError, unsafe: bool) -> bool:
-        return bound.action.effect is Effect.READ or not exc.maybe_sent or \
-            bound.action.retry_safe or unsafe
+        return (
+            bound.action.effect is Effect.READ
+            or not exc.maybe_sent
+            or bound.action.retry_safe
+            or unsafe
+        )
 
     async def attempt(
         self, step: Step, bound: Bound, data: BaseModel, call: CallContext, attempt: int
@@ -415,7 +431,8 @@ class ItemRun:
             raise
         except TimeoutError:
             err = ConnectorError(
-                f"{step.use} timed out after {step.timeout:g}s", kind=ErrorKind.TIMEOUT,
+                f"{step.use} timed out after {step.timeout:g}s",
+                kind=ErrorKind.TIMEOUT,
                 maybe_sent=is_write,
             )
             err.attempts = attempt  # type: ignore[attr-defined]
@@ -426,7 +443,8 @@ class ItemRun:
             self.scope.debug(redact.redact_text(traceback.format_exc()))
             err = ConnectorError(
                 f"{step.use} crashed: {type(exc).__name__}: {exc}",
-                kind=ErrorKind.PERMANENT, maybe_sent=is_write,
+                kind=ErrorKind.PERMANENT,
+                maybe_sent=is_write,
             )
             err.attempts = attempt  # type: ignore[attr-defined]
             raise err from exc
@@ -446,12 +464,13 @@ class ItemRun:
             try:
                 changes = await action.plan(bound.session, data, call)
             except ConnectorError as exc:
-                self.emit("step", step=step_key, status="failed",
-                          message=f"plan failed: {exc}")
+                self.emit("step", step=step_key, status="failed", message=f"plan failed: {exc}")
                 return Outcome(StepStatus.FAILED, error=str(exc), kind=exc.kind)
         output = _to_plain(action.simulate(data, call))
         self.emit(
-            "plan", step=step_key, status=action.effect.value,
+            "plan",
+            step=step_key,
+            status=action.effect.value,
             data={
                 "use": step.use,
                 "connection": bound.connection,
@@ -482,7 +501,8 @@ class ItemRun:
             try:
                 ctx = self.context(error=error)
                 if hook.if_ is not None and not bool(
-                    compile_template(hook.if_).render(ctx) if isinstance(hook.if_, str)
+                    compile_template(hook.if_).render(ctx)
+                    if isinstance(hook.if_, str)
                     else hook.if_
                 ):
                     continue

@@ -39,7 +39,9 @@ class _StopAtDeadline(stop_base):
         return self.deadline is not None and self.clock.now() - self.start >= self.deadline
 
 
-def compute_delay(policy: Retry, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+def compute_delay(
+    policy: Retry, attempt: int, retry_after: float | None, rng: random.Random
+) -> float:
     """Delay before attempt `attempt + 1`, after `attempt` failures."""
     base = min(policy.max_delay, policy.backoff * (2 ** (attempt - 1)))
     delay = rng.uniform(0, base) if policy.jitter else base
@@ -65,11 +67,7 @@ async def call_with_retry(
     attempts = 0
 
     def should_retry(exc: BaseException) -> bool:
-        return (
-            isinstance(exc, ConnectorError)
-            and exc.kind in policy.retry_on
-            and may_retry(exc)
-        )
+        return isinstance(exc, ConnectorError) and exc.kind in policy.retry_on and may_retry(exc)
 
     # Fast path: most calls succeed at once, and building a tenacity controller costs more
     # than a no-op action. Only a retryable first failure hands over to tenacity.
@@ -102,6 +100,7 @@ async def call_with_retry(
         before_sleep=before_sleep,
         reraise=True,
     )
+
     async def replay_first_then_call(number: int) -> T:
         if number == 1:
             raise first_error

@@ -120,7 +120,8 @@ def referenced_secrets(loaded: LoadedRecipe) -> set[str]:
 def _required_secrets(loaded: LoadedRecipe, env: Mapping[str, str]) -> dict[str, str]:
     names = referenced_secrets(loaded)
     optional = {
-        name for name, spec in loaded.recipe.secrets.items()
+        name
+        for name, spec in loaded.recipe.secrets.items()
         if spec is not None and not isinstance(spec, str) and not spec.required
     }
     present = {n for n in optional if env.get(n)}
@@ -136,8 +137,11 @@ class RecipeRun:
         self.options = options
         self.real_store = store
         self.store: StateStore = OverlayStore(store) if options.dry_run else store
-        self.run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(options.clock.now())) + \
-            "-" + uuid.uuid4().hex[:6]
+        self.run_id = (
+            time.strftime("%Y%m%d-%H%M%S", time.gmtime(options.clock.now()))
+            + "-"
+            + uuid.uuid4().hex[:6]
+        )
         self.summary = RunSummary(self.run_id, self.recipe.name, options.dry_run)
         self.processed: set[str] = set()
 
@@ -167,8 +171,12 @@ class RecipeRun:
         lock = self.store.lock(self.recipe.name, opts.wait_lock)
         self.summary.started_at = clock.now()
         connections = Connections(
-            self.recipe, opts.registry or default_registry(), self.store, base,
-            self.loaded.path.parent, debug=opts.debug,
+            self.recipe,
+            opts.registry or default_registry(),
+            self.store,
+            base,
+            self.loaded.path.parent,
+            debug=opts.debug,
         )
         scope = RunScope(
             recipe=self.recipe,
@@ -196,11 +204,13 @@ class RecipeRun:
             if not self._limit_reached():
                 await self.poll(scope, base)
             self.summary.duration = clock.now() - self.summary.started_at
-            self.summary.status = {
-                ExitCode.OK: "ok", ExitCode.PARTIAL: "partial"
-            }.get(self.summary.exit_code, "failed")
+            self.summary.status = {ExitCode.OK: "ok", ExitCode.PARTIAL: "partial"}.get(
+                self.summary.exit_code, "failed"
+            )
             await self.store.finish_run(
-                self.run_id, self.summary.status, redact.redact(self.summary.as_dict()),
+                self.run_id,
+                self.summary.status,
+                redact.redact(self.summary.as_dict()),
                 clock.now(),
             )
             self.emit("run_finished", status=self.summary.status, data=self.summary.as_dict())
@@ -256,7 +266,8 @@ class RecipeRun:
             data = bound.action.Input.model_validate(rendered)
             call = CallContext(
                 idempotency_key=idempotency_key(self.recipe.name, "trigger", self.run_id),
-                recipe=self.recipe.name, step="trigger",
+                recipe=self.recipe.name,
+                step="trigger",
             )
             if self.options.dry_run and self.options.offline:
                 output: Any = bound.action.simulate(data, call)
@@ -267,7 +278,10 @@ class RecipeRun:
                     clock=clock,
                     may_retry=lambda _exc: True,
                     on_retry=lambda n, exc, delay: self.emit(
-                        "retry", step="trigger", status=exc.kind.value, message=str(exc),
+                        "retry",
+                        step="trigger",
+                        status=exc.kind.value,
+                        message=str(exc),
                         data={"attempt": n, "delay": delay},
                     ),
                     rng=scope.rng,
