@@ -214,3 +214,19 @@ async def test_connect_timeout_is_timeout_not_sent(silent_listener: int) -> None
             await http.request("POST", "/x")
     assert info.value.kind is ErrorKind.TIMEOUT
     assert info.value.maybe_sent is False
+
+
+async def test_explicit_proxy_receives_the_request(serve: Any) -> None:
+    seen: list[str] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.host} {request.path_qs}")
+        return web.json_response({"proxied": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    handle = serve(app)
+    transport = AiohttpTransport(proxy=handle.url)
+    async with HttpClient("http://shop.invalid/api", transport=transport) as http:
+        assert await http.get_json("orders", params={"page": 2}) == {"proxied": True}
+    assert seen == ["GET shop.invalid /api/orders?page=2"]

@@ -8,7 +8,8 @@ the httpx API and does the I/O with aiohttp's connection pool (`TCPConnector(lim
 What it does and does not do:
   * bodies are read whole before the response is returned (connectors exchange small JSON
     documents); the raw bytes are handed to httpx, which decodes `Content-Encoding` itself;
-  * no redirects, no cookies, no proxies from the environment: the caller decides those;
+  * no redirects, no cookies, no proxy or .netrc from the environment: the caller decides
+    those (`proxy=` names an HTTP proxy explicitly);
   * the per-request timeouts httpx puts in `request.extensions["timeout"]` are honoured
     (connect, read; pool as a bound on waiting for a free connection);
   * aiohttp errors become the httpx exceptions that say what happened to the request:
@@ -43,12 +44,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         max_connections: int = 100,
         keepalive_expiry: float = 4.0,
         verify: bool | ssl.SSLContext = True,
+        proxy: str | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
         self._ssl: bool | ssl.SSLContext = verify
+        self._proxy = proxy
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._timeouts: dict[tuple[Any, Any, Any], aiohttp.ClientTimeout] = {}
@@ -90,6 +93,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=timeout,
                 compress=None,
+                proxy=self._proxy,
             ) as resp:
                 content = await resp.read()
                 status = resp.status

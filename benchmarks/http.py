@@ -1,0 +1,289 @@
+# ruff: noqa: E402
+"""HTTP client throughput: flowkit's HttpClient against the floor and a raw asyncio client.
+
+    .venv/bin/python benchmarks/http.py [--requests 1000] [--concurrency 50] [--latency 0.05]
+                                        [--repeat 5] [--skip-httpx]
+
+A local aiohttp server runs in a separate process (its own interpreter, so it shares neither
+the GIL nor the event loop with the clients) and answers each JSON POST after the latency
+given in the query string. Each client sends `--requests` POSTs from `--concurrency` workers
+(so that many are in flight) over keep-alive connections:
+
+  flowkit   HttpClient with AiohttpTransport (max_connections = concurrency)
+  raw       HTTP/1.1 written by hand on asyncio streams, one connection per worker
+  aiohttp   plain aiohttp ClientSession (connector limit = concurrency), for reference
+  httpx     httpx.AsyncClient with its default transport (httpcore), for reference
+
+With latency L the floor is requests * L / concurrency. Targets: flowkit <= 1.3x the floor
+with 50 ms latency, <= 3x the raw client with no latency. Each timing is the best of
+`--repeat` runs after a warm-up round.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, this file's directory comes first on sys.path, and its name would shadow
+# the standard library's `http` package that aiohttp and httpx import: drop it first.
+_HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
+
+import argparse
+import asyncio
+import json
+import platform
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+BODY = {"sku": "SKU-0042", "stock": 7, "note": "benchmark"}
+
+
+# server (child process) ------------------------------------------------------------------------
+
+
+def serve(port: int) -> None:
+    from aiohttp import web
+
+    async def work(request: web.Request) -> web.Response:
+        payload = await request.json()
+        latency = float(request.query.get("latency", "0"))
+        if latency:
+            await asyncio.sleep(latency)
+        return web.json_response({"ok": True, "echo": payload["sku"]})
+
+    app = web.Application()
+    app.router.add_post("/work", work)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, port
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit("benchmark server failed to start") from None
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("benchmark server did not start within 20 s")
+
+
+# clients -----------------------------------------------------------------------------------------
+
+Runner = Callable[[int, int, float], Awaitable[None]]
+
+
+async def run_workers(concurrency: int, total: int, one: Callable[[int], Awaitable[None]]) -> None:
+    counter = iter(range(total))
+
+    async def worker(index: int) -> None:
+        for _ in counter:
+            await one(index)
+
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+
+
+def flowkit_runner(port: int) -> Runner:
+    async def run(total: int, concurrency: int, latency: float) -> None:
+        from flowkit.connectors.http_client import HttpClient
+
+        async with HttpClient(f"http://127.0.0.1:{port}", max_connections=concurrency) as http:
+            params = {"latency": str(latency)}
+
+            async def one(_index: int) -> None:
+                data = await http.post_json("/work", params=params, json=BODY)
+                assert data["ok"] is True
+
+            await run_workers(concurrency, total, one)
+
+    return run
+
+
+def httpx_runner(port: int) -> Runner:
+    async def run(total: int, concurrency: int, latency: float) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as c:
+            params = {"latency": str(latency)}
+
+            async def one(_index: int) -> None:
+                response = await c.post("/work", params=params, json=BODY)
+                assert response.json()["ok"] is True
+
+            await run_workers(concurrency, total, one)
+
+    return run
+
+
+def aiohttp_runner(port: int) -> Runner:
+    """Plain aiohttp, for reference: the library under flowkit's transport."""
+
+    async def run(total: int, concurrency: int, latency: float) -> None:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            url = f"http://127.0.0.1:{port}/work"
+            params = {"latency": str(latency)}
+
+            async def one(_index: int) -> None:
+                async with session.post(url, params=params, json=BODY) as response:
+                    data = await response.json()
+                    assert data["ok"] is True
+
+            await run_workers(concurrency, total, one)
+
+    return run
+
+
+def raw_runner(port: int) -> Runner:
+    """Hand-written HTTP/1.1 keep-alive client: the cost of the bytes alone."""
+
+    async def run(total: int, concurrency: int, latency: float) -> None:
+        body = json.dumps(BODY).encode()
+        head = (
+            f"POST /work?latency={latency} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        request = head + body
+        conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(concurrency)]
+
+        async def one(index: int) -> None:
+            reader, writer = conns[index]
+            writer.write(request)
+            status = await reader.readline()
+            if not status.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"unexpected answer {status!r}")
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            data = json.loads(await reader.readexactly(length))
+            assert data["ok"] is True
+
+        try:
+            await run_workers(concurrency, total, one)
+        finally:
+            for _reader, writer in conns:
+                writer.close()
+
+    return run
+
+
+def measure(
+    runners: dict[str, Runner], total: int, concurrency: int, latency: float, repeat: int
+) -> dict[str, float]:
+    """Best time of each runner; runs are interleaved so that load from other processes on the
+    machine hits every client alike."""
+    for runner in runners.values():
+        asyncio.run(runner(concurrency, concurrency, latency))  # warm-up: imports, connects
+    best = dict.fromkeys(runners, float("inf"))
+    for _ in range(repeat):
+        for name, runner in runners.items():
+            started = time.perf_counter()
+            asyncio.run(runner(total, concurrency, latency))
+            best[name] = min(best[name], time.perf_counter() - started)
+    return best
+
+
+# report ------------------------------------------------------------------------------------------
+
+
+def machine_info() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import aiohttp
+    import httpx
+
+    return (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs; "
+        f"Python {platform.python_version()}; httpx {httpx.__version__}, "
+        f"aiohttp {aiohttp.__version__}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--skip-httpx", action="store_true", help="skip the slow reference run")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+
+    n, c, lat = args.requests, args.concurrency, args.latency
+    print("command: " + shlex.join([sys.executable, *sys.argv]))
+    print("machine: " + machine_info())
+    print(f"{n} JSON POSTs, {c} in flight, server in a separate process")
+    proc, port = start_server()
+    try:
+        floor = n * lat / c
+        clients = {
+            "flowkit": flowkit_runner(port),
+            "raw": raw_runner(port),
+            "aiohttp": aiohttp_runner(port),
+        }
+        with_latency = measure(clients, n, c, lat, args.repeat)
+        no_latency = measure(clients, n, c, 0.0, args.repeat)
+        flowkit_lat, raw_lat = with_latency["flowkit"], with_latency["raw"]
+        flowkit_zero, raw_zero = no_latency["flowkit"], no_latency["raw"]
+        print(f"\nwith {lat * 1000:.0f} ms latency (floor {floor:.2f} s):")
+        print(
+            f"  flowkit {flowkit_lat:.3f} s  = {flowkit_lat / floor:.2f}x floor (target <= 1.3x), "
+            f"{flowkit_lat / raw_lat:.2f}x raw"
+        )
+        print(f"  raw     {raw_lat:.3f} s  = {raw_lat / floor:.2f}x floor")
+        aio_lat, aio_zero = with_latency["aiohttp"], no_latency["aiohttp"]
+        print(f"  aiohttp {aio_lat:.3f} s  = {aio_lat / floor:.2f}x floor (reference)")
+        print("with no latency:")
+        print(
+            f"  flowkit {flowkit_zero:.3f} s  = {flowkit_zero / raw_zero:.2f}x raw (target <= 3x)"
+        )
+        print(f"  raw     {raw_zero:.3f} s")
+        print(f"  aiohttp {aio_zero:.3f} s  = {aio_zero / raw_zero:.2f}x raw (reference)")
+        if not args.skip_httpx:
+            reference = {"httpx": httpx_runner(port)}
+            httpx_lat = measure(reference, n, c, lat, 1)["httpx"]
+            httpx_zero = measure(reference, n, c, 0.0, 1)["httpx"]
+            print("reference, httpx.AsyncClient default transport (one run each):")
+            print(
+                f"  {lat * 1000:.0f} ms latency {httpx_lat:.3f} s = {httpx_lat / floor:.2f}x floor"
+            )
+            print(f"  no latency    {httpx_zero:.3f} s = {httpx_zero / raw_zero:.2f}x raw")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
