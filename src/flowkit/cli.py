@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> Any:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="flowkit", standalone_mode=False)
+        code = app(args=args, prog_name="flowkit", standalone_mode=False)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except FlowkitError as err:
@@ -392,4 +392,4 @@ def main(argv: list[str] | None = None) -> Any:
         if debug:
             raise
         sys.exit(_report_crash(exc))
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
