@@ -26,11 +26,22 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,  # plain help: `flowkit --help` must not import rich
 )
-runs_app = typer.Typer(help="Run history: list runs and show one in detail.", no_args_is_help=True)
-items_app = typer.Typer(help="Failed and waiting items: list them and retry.", no_args_is_help=True)
-new_app = typer.Typer(help="Scaffold a recipe or a connector plugin.", no_args_is_help=True)
-connectors_app = typer.Typer(help="Installed connectors and their actions.")
+runs_app = typer.Typer(
+    help="Run history: list runs and show one in detail.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+items_app = typer.Typer(
+    help="Failed and waiting items: list them and retry.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+new_app = typer.Typer(
+    help="Scaffold a recipe or a connector plugin.", no_args_is_help=True, rich_markup_mode=None
+)
+connectors_app = typer.Typer(help="Installed connectors and their actions.", rich_markup_mode=None)
 app.add_typer(runs_app, name="runs")
 app.add_typer(items_app, name="items")
 app.add_typer(new_app, name="new")
