@@ -59,6 +59,12 @@ _FLOAT_RE = re.compile(
     r"^(?:[-+]?(?:\.[0-9]+|(?:0|[1-9][0-9]*)(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
 )
+_OTHER_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
 _LINE_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")
 
 _Base: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -183,6 +189,20 @@ def _megabytes(size: int) -> str:
 
 def decode_source(data: bytes, file: str) -> str:
     """UTF-8 text of `data` (a BOM is dropped); NUL bytes and invalid UTF-8 are problems."""
+    for bom, encoding in _OTHER_BOMS:
+        if data.startswith(bom):
+            raise RecipeInvalid(
+                [
+                    Problem(
+                        file,
+                        1,
+                        1,
+                        f"file is encoded as {encoding}, not UTF-8",
+                        "save the file as UTF-8",
+                        rule="file",
+                    )
+                ]
+            )
     nul = data.find(b"\x00")
     if nul >= 0:
         line, col = _byte_position(data, nul)
