@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,7 +55,7 @@ async def store(db_path: Path, clock: FakeClock) -> AsyncIterator[SqliteStateSto
 
 
 @pytest.fixture
-def spawn() -> Callable[..., subprocess.Popen[str]]:
+def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start `python -c code args...` with pipes; every child is killed at teardown."""
     children: list[subprocess.Popen[str]] = []
 
@@ -69,7 +69,7 @@ def spawn() -> Callable[..., subprocess.Popen[str]]:
         children.append(proc)
         return proc
 
-    yield start  # type: ignore[misc]
+    yield start
     for proc in children:
         if proc.poll() is None:
             proc.kill()

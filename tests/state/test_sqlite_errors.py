@@ -7,8 +7,9 @@ import os
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,7 +123,7 @@ async def test_disk_full(store: SqliteStateStore, db_path: Path) -> None:
     await store.start_run("r1", "rec", "h", 0.0)
     await store.admit_items("rec", [("a", None), ("b", None)], None, 0.0)
 
-    def limit(pages: int) -> object:
+    def limit(pages: int) -> Callable[[sqlite3.Connection], int]:
         def set_limit(c: sqlite3.Connection) -> int:
             return int(c.execute(f"PRAGMA max_page_count = {pages}").fetchone()[0])
 
@@ -148,10 +149,10 @@ async def test_disk_full(store: SqliteStateStore, db_path: Path) -> None:
     assert ok == "ok"
 
 
-async def test_busy_past_the_budget_is_a_state_error(db_path: Path, clock: object) -> None:
+async def test_busy_past_the_budget_is_a_state_error(db_path: Path, clock: Any) -> None:
     async with SqliteStateStore(db_path) as s:
         await s.kv_set("a", "b", "c")
-    s = SqliteStateStore(db_path, clock=clock, busy_timeout=0.02, busy_retry=0.3)  # type: ignore[arg-type]
+    s = SqliteStateStore(db_path, clock=clock, busy_timeout=0.02, busy_retry=0.3)
     await s.open()
     holder = sqlite3.connect(db_path, isolation_level=None)
     try:
@@ -163,8 +164,8 @@ async def test_busy_past_the_budget_is_a_state_error(db_path: Path, clock: objec
             " try again later"
         )
         assert "database is locked" not in str(err.value)
-        assert 0.29 < sum(clock.sleeps) <= 0.3 + 1e-9  # type: ignore[attr-defined]
-        assert max(clock.sleeps) <= 0.5  # type: ignore[attr-defined]
+        assert 0.29 < sum(clock.sleeps) <= 0.3 + 1e-9
+        assert max(clock.sleeps) <= 0.5
         # Readers are not blocked by a writer in WAL mode.
         assert await s.kv_get("a", "b") == "c"
     finally:
@@ -173,7 +174,7 @@ async def test_busy_past_the_budget_is_a_state_error(db_path: Path, clock: objec
         await s.close()
 
 
-async def test_busy_then_released_succeeds(db_path: Path, clock: object) -> None:
+async def test_busy_then_released_succeeds(db_path: Path, clock: Any) -> None:
     async with SqliteStateStore(db_path) as s:
         await s.kv_set("a", "b", "c")
     holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
@@ -183,13 +184,13 @@ async def test_busy_then_released_succeeds(db_path: Path, clock: object) -> None
         if n == 2:
             holder.execute("ROLLBACK")
 
-    clock.on_sleep = release_after_two  # type: ignore[attr-defined]
-    s = SqliteStateStore(db_path, clock=clock, busy_timeout=0.02, busy_retry=30)  # type: ignore[arg-type]
+    clock.on_sleep = release_after_two
+    s = SqliteStateStore(db_path, clock=clock, busy_timeout=0.02, busy_retry=30)
     try:
         await s.open()
         await s.kv_set("a", "b", "d")
         assert await s.kv_get("a", "b") == "d"
-        assert len(clock.sleeps) == 2  # type: ignore[attr-defined]
+        assert len(clock.sleeps) == 2
     finally:
         await s.close()
         holder.close()

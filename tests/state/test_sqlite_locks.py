@@ -7,6 +7,7 @@ import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,21 +57,21 @@ def test_lock_is_exclusive_in_process(db_path: Path) -> None:
     assert not again.held
 
 
-def test_wait_polls_with_the_clock_then_gives_up(db_path: Path, clock: object) -> None:
-    store = SqliteStateStore(db_path, clock=clock)  # type: ignore[arg-type]
+def test_wait_polls_with_the_clock_then_gives_up(db_path: Path, clock: Any) -> None:
+    store = SqliteStateStore(db_path, clock=clock)
     with store.lock("rec"), pytest.raises(LockHeld):
         store.lock("rec", wait=1.0)
-    assert sum(clock.sleeps) == pytest.approx(1.0)  # type: ignore[attr-defined]
-    assert max(clock.sleeps) <= 0.05 + 1e-9  # type: ignore[attr-defined]
+    assert sum(clock.sleeps) == pytest.approx(1.0)
+    assert max(clock.sleeps) <= 0.05 + 1e-9
 
 
-def test_wait_gets_the_lock_when_it_is_released(db_path: Path, clock: object) -> None:
-    store = SqliteStateStore(db_path, clock=clock)  # type: ignore[arg-type]
+def test_wait_gets_the_lock_when_it_is_released(db_path: Path, clock: Any) -> None:
+    store = SqliteStateStore(db_path, clock=clock)
     held = store.lock("rec")
-    clock.on_sleep = lambda n: held.release() if n == 3 else None  # type: ignore[attr-defined]
+    clock.on_sleep = lambda n: held.release() if n == 3 else None
     with store.lock("rec", wait=10.0) as lock:
         assert lock.held
-    assert len(clock.sleeps) == 3  # type: ignore[attr-defined]
+    assert len(clock.sleeps) == 3
 
 
 def test_lock_across_processes_and_release_on_sigkill(
