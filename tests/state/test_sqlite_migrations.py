@@ -92,18 +92,21 @@ OPENER = """
 import asyncio, sys
 from flowkit.state.sqlite import SqliteStateStore
 async def main():
-    async with SqliteStateStore(sys.argv[1]) as s:
-        await s.kv_set("opener", sys.argv[2], "x")
+    async with SqliteStateStore(sys.argv[1]) as s:  # then compete as writers
+        await asyncio.gather(*(s.kv_set("opener", f"{sys.argv[2]}.{i}", "x") for i in range(100)))
+        for i in range(50):
+            await s.kv_set("opener", f"{sys.argv[2]}.seq.{i}", "y")
 asyncio.run(main())
 """
 
 
-def test_processes_creating_one_file_at_once_migrate_it_once(
+def test_processes_creating_one_file_at_once_migrate_it_once_and_share_it(
     db_path: Path, spawn: Callable[..., subprocess.Popen[str]]
 ) -> None:
     children = [spawn(OPENER, str(db_path), str(i)) for i in range(4)]
     for child in children:
         _, err = child.communicate(timeout=60)
         assert child.returncode == 0, err
+        assert "locked" not in err
     assert query(db_path, "SELECT COUNT(*) FROM schema_version") == [(len(migrations.MIGRATIONS),)]
-    assert query(db_path, "SELECT COUNT(*) FROM kv") == [(4,)]
+    assert query(db_path, "SELECT COUNT(*) FROM kv") == [(4 * 150,)]
