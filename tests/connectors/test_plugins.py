@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # pip install and several `flowkit` processes: ~5 s
+
 PLUGIN_SOURCE = Path(__file__).resolve().parent / "plugin_pkg"
 FLOWKIT = Path(sys.executable).with_name("flowkit")
 REPO = Path(__file__).resolve().parents[2]
@@ -128,7 +130,6 @@ def greet_runs(greet_site: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         {
             "list": [str(FLOWKIT), "connectors"],
             "show": [str(FLOWKIT), "connectors", "show", "greet"],
-            "check": [str(FLOWKIT), "connectors", "docs", "--check"],
             "run": [sys.executable, "-c", RUN_GREET, str(recipe_dir)],
         },
         greet_site,
@@ -158,8 +159,6 @@ def test_pip_installed_plugin_shows_its_distribution_and_models(
     assert done.returncode == 0, done.stderr
     assert "package: flowkit-greet 0.1.0 (flowkit_greet:connector)" in done.stdout
     assert '  log_file  str   "greetings.log"' in done.stdout
-    # the reference documents the built-ins only: a plugin does not make it stale
-    assert greet_runs["check"].stderr == ""
 
 
 def test_pip_installed_plugin_runs_through_the_registry(greet_runs: dict[str, Done]) -> None:
@@ -187,7 +186,6 @@ def broken_runs(broken_site: Path) -> dict[str, Done]:
         {
             "list": [str(FLOWKIT), "connectors"],
             "help": [str(FLOWKIT), "--help"],
-            "show": [str(FLOWKIT), "connectors", "show", "csv"],
             "named": [str(FLOWKIT), "connectors", "show", "broken.x"],
         },
         broken_site,
@@ -217,18 +215,12 @@ def test_broken_plugin_does_not_break_help_or_other_commands(
     assert helped.returncode == 0
     assert helped.stderr == ""
     assert "connectors" in helped.stdout
-    shown = broken_runs["show"]
-    assert shown.returncode == 0 and shown.stderr == ""
-    assert shown.stdout.startswith("csv: Read, write and append CSV files")
     named = broken_runs["named"]
     assert named.stdout == ""
     assert named.stderr.startswith("flowkit: error: connector 'broken' from flowkit-broken 0.1")
     assert named.stderr.count("\n") == 1
+    assert named.returncode == 2
 
 
-@pytest.mark.xfail(
-    reason="src/flowkit/cli.py main() discards the exit code returned by app(); see report",
-    strict=False,
-)
 def test_listing_with_a_broken_plugin_exits_1(broken_runs: dict[str, Done]) -> None:
     assert broken_runs["list"].returncode == 1
