@@ -207,7 +207,12 @@ class Writer(threading.Thread):
                     self._execute([op])
                 return
             error = self._translate(exc)
-            self._deliver([(op, None, error) for op in batch])
+            if isinstance(error, StateError) and len(batch) > 1:
+                # One exception object per caller: tasks raising a shared one would
+                # interleave their tracebacks on it.
+                self._deliver([(op, None, StateError(error.message)) for op in batch])
+            else:
+                self._deliver([(op, None, error) for op in batch])
             return
         self.ops += len(batch)
         self._deliver([(op, res, None) for op, res in zip(batch, results, strict=True)])
