@@ -102,6 +102,12 @@ def registry() -> Registry:
     return Registry(extra={"demo": demo_connector()})
 
 
+@pytest.fixture(scope="module")
+def module_registry() -> Registry:
+    """The same, shared by a module's tests (connectors load once)."""
+    return Registry(extra={"demo": demo_connector()})
+
+
 Check = Callable[..., list[Problem]]
 
 
