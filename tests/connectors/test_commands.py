@@ -229,6 +229,17 @@ def test_rich_tables_on_a_terminal(
     out = capsys.readouterr().out
     assert "csv.read: Read a CSV file" in out
     assert "key_column" in out and "numeric" in out
+    assert "list[str]" in out  # cells are text, not rich markup
+    cmd.list_connectors()
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == [
+        "connector",
+        "action",
+        "effect",
+        "idempotency",
+        "description",
+    ]
+    assert "send_email" in out
 
 
 def test_describe_fields_flattens_nested_models() -> None:

@@ -222,13 +222,14 @@ class _Printer:
         rows = [[redact_text(cell) for cell in row] for row in rows]
         if self._console is not None:
             from rich.table import Table
+            from rich.text import Text
 
             table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2, 0, 0))
             for header in headers:
                 table.add_column(header, overflow="fold")
             for row in rows:
-                table.add_row(*row)
-            self._console.print(table, markup=False)
+                table.add_row(*(Text(cell) for cell in row))  # no markup: `list[str]` is text
+            self._console.print(table)
             return
         widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
         pad = " " * indent
