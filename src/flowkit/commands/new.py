@@ -73,20 +73,21 @@ def _interactive() -> bool:
 
 
 def _ask_template(choices: dict[str, str]) -> str:
-    import click
+    """Ask on the terminal; accepts a template's name or its number."""
     import typer
 
+    names = list(choices)
     typer.echo("Templates:")
-    width = max(len(n) for n in choices)
-    for name, description in choices.items():
-        typer.echo(f"  {name.ljust(width)}  {description}")
-    answer: str = typer.prompt(
-        "Template",
-        default=DEFAULT_TEMPLATE,
-        type=click.Choice(list(choices)),
-        show_choices=False,
-    )
-    return answer
+    width = max(len(n) for n in names)
+    for number, name in enumerate(names, start=1):
+        typer.echo(f"  {number}. {name.ljust(width)}  {choices[name]}")
+    while True:
+        answer = str(typer.prompt("Template", default=DEFAULT_TEMPLATE)).strip()
+        if answer.isdigit() and 1 <= int(answer) <= len(names):
+            return names[int(answer) - 1]
+        if answer in choices:
+            return answer
+        typer.echo(f"Choose one of: {', '.join(names)} (or its number).")
 
 
 def render_recipe(template: str, name: str) -> tuple[str, str]:
