@@ -362,3 +362,30 @@ def test_json_helper_keeps_body() -> None:
         request=httpx.Request("GET", "https://x.test/"),
     )
     assert HttpClient("https://x.test").json(response) == {"a": [1]}
+
+
+def test_build_request_headers_and_body() -> None:
+    client = HttpClient("https://api.example.test/v1", headers={"Accept": "application/json"})
+    request = client.build_request(
+        "post", "orders", json={"a": 1}, headers={"accept": "text/csv", "X-Req": "1"}
+    )
+    assert request.method == "POST"
+    assert request.headers.get_list("accept") == ["text/csv"]
+    assert request.headers["Host"] == "api.example.test"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Content-Length"] == "7"
+    assert request.content == b'{"a":1}'
+    typed = client.build_request("PUT", "x", content="a,b", headers={"Content-Type": "text/csv"})
+    assert typed.headers.get_list("content-type") == ["text/csv"]
+    empty = client.build_request("POST", "x")
+    assert empty.headers["Content-Length"] == "0" and empty.content == b""
+    get = client.build_request("GET", "x")
+    assert "Content-Length" not in get.headers and "Content-Type" not in get.headers
+    form = client.build_request("POST", "x", data={"a": "1"})
+    assert form.content == b"a=1"
+    assert form.headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+def test_relative_url_needs_base_url() -> None:
+    with pytest.raises(ValueError, match="needs a base_url"):
+        HttpClient("").build_request("GET", "/x")
