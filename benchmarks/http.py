@@ -192,17 +192,18 @@ def raw_runner(port: int) -> Runner:
 
 def measure(
     runners: dict[str, Runner], total: int, concurrency: int, latency: float, repeat: int
-) -> dict[str, float]:
-    """Best time of each runner; runs are interleaved so that load from other processes on the
-    machine hits every client alike."""
+) -> dict[str, tuple[float, float]]:
+    """Best wall time and best client CPU time of each runner. Runs are interleaved so that
+    load from other processes on the machine hits every client alike."""
     for runner in runners.values():
         asyncio.run(runner(concurrency, concurrency, latency))  # warm-up: imports, connects
-    best = dict.fromkeys(runners, float("inf"))
+    best = {name: (float("inf"), float("inf")) for name in runners}
     for _ in range(repeat):
         for name, runner in runners.items():
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             asyncio.run(runner(total, concurrency, latency))
-            best[name] = min(best[name], time.perf_counter() - started)
+            wall, used = time.perf_counter() - started, time.process_time() - cpu
+            best[name] = (min(best[name][0], wall), min(best[name][1], used))
     return best
 
 
@@ -245,6 +246,7 @@ def main() -> None:
     print("command: " + shlex.join([sys.executable, *sys.argv]))
     print("machine: " + machine_info())
     print(f"{n} JSON POSTs, {c} in flight, server in a separate process")
+    print(f"load average before the run: {os.getloadavg()[0]:.2f} (on {os.cpu_count()} CPUs)")
     proc, port = start_server()
     try:
         floor = n * lat / c
@@ -255,31 +257,39 @@ def main() -> None:
         }
         with_latency = measure(clients, n, c, lat, args.repeat)
         no_latency = measure(clients, n, c, 0.0, args.repeat)
-        flowkit_lat, raw_lat = with_latency["flowkit"], with_latency["raw"]
-        flowkit_zero, raw_zero = no_latency["flowkit"], no_latency["raw"]
+        flowkit_lat, raw_lat, aio_lat = (with_latency[k][0] for k in ("flowkit", "raw", "aiohttp"))
+        flowkit_zero, raw_zero, aio_zero = (no_latency[k][0] for k in ("flowkit", "raw", "aiohttp"))
+
+        def cpu(name: str) -> str:
+            return f"client CPU {no_latency[name][1] / n * 1e6:.0f} us/request"
+
         print(f"\nwith {lat * 1000:.0f} ms latency (floor {floor:.2f} s):")
         print(
             f"  flowkit {flowkit_lat:.3f} s  = {flowkit_lat / floor:.2f}x floor (target <= 1.3x), "
             f"{flowkit_lat / raw_lat:.2f}x raw"
         )
         print(f"  raw     {raw_lat:.3f} s  = {raw_lat / floor:.2f}x floor")
-        aio_lat, aio_zero = with_latency["aiohttp"], no_latency["aiohttp"]
         print(f"  aiohttp {aio_lat:.3f} s  = {aio_lat / floor:.2f}x floor (reference)")
         print("with no latency:")
         print(
-            f"  flowkit {flowkit_zero:.3f} s  = {flowkit_zero / raw_zero:.2f}x raw (target <= 3x)"
+            f"  flowkit {flowkit_zero:.3f} s  = {flowkit_zero / raw_zero:.2f}x raw (target <= 3x); "
+            + cpu("flowkit")
         )
-        print(f"  raw     {raw_zero:.3f} s")
-        print(f"  aiohttp {aio_zero:.3f} s  = {aio_zero / raw_zero:.2f}x raw (reference)")
+        print(f"  raw     {raw_zero:.3f} s; " + cpu("raw"))
+        print(
+            f"  aiohttp {aio_zero:.3f} s  = {aio_zero / raw_zero:.2f}x raw (reference); "
+            + cpu("aiohttp")
+        )
         if not args.skip_httpx:
             reference = {"httpx": httpx_runner(port)}
-            httpx_lat = measure(reference, n, c, lat, 1)["httpx"]
-            httpx_zero = measure(reference, n, c, 0.0, 1)["httpx"]
+            httpx_lat = measure(reference, n, c, lat, 1)["httpx"][0]
+            httpx_zero = measure(reference, n, c, 0.0, 1)["httpx"][0]
             print("reference, httpx.AsyncClient default transport (one run each):")
             print(
                 f"  {lat * 1000:.0f} ms latency {httpx_lat:.3f} s = {httpx_lat / floor:.2f}x floor"
             )
             print(f"  no latency    {httpx_zero:.3f} s = {httpx_zero / raw_zero:.2f}x raw")
+        print(f"load average after the run: {os.getloadavg()[0]:.2f} (on {os.cpu_count()} CPUs)")
     finally:
         proc.terminate()
         proc.wait(10)
