@@ -8,9 +8,11 @@ OAuth2 flows follow RFC 6749: the client-credentials grant (section 4.4) and the
 grant (section 6), with client authentication by HTTP Basic (section 2.3.1) or in the body.
 Token requests go through the same transport as the API calls (they are yielded from the
 auth flow), so tests can serve them from a `MockTransport` or a local server.
-A provider may rotate the refresh token on every refresh (QuickBooks Online does:
-https://developer.intuit.com/app/developer/qbo/docs/develop/authentication-and-authorization/oauth-2.0#refresh-the-token);
-`OAuth2RefreshToken` persists the newest one in the connection's `KeyValueStore`.
+A provider may rotate the refresh token on every refresh: QuickBooks Online says to always use
+"the latest refresh_token returned to you from the previous request"
+(https://developer.intuit.com/app/developer/qbo/docs/develop/authentication-and-authorization/faq
+and .../authentication-and-authorization/oauth-2.0). `OAuth2RefreshToken` persists the newest
+one in the connection's `KeyValueStore`.
 """
 
 from __future__ import annotations
