@@ -164,17 +164,23 @@ trigger:
   with:
     limit: ${{ item.n }}
     status: ${{ steps.a.output }}
-  key: ${{ output.id }}
-  items: ${{ cursor }}
+    limit2: ${{ output.n }}
+  key: ${{ steps.a.output.id }}
+  items: ${{ item }}
+  cursor: ${{ error.step }}
 steps:
   - {id: a, use: demo.send, with: {to: x, subject: y}}
 """
     assert check(registry, body) == [
         "r.yaml:10:16: trigger.with.limit: `item` is not available here",
         "r.yaml:11:17: trigger.with.status: `steps` is not available here",
-        "r.yaml:12:12: trigger.key: `output` is not available here",
-        "r.yaml:13:14: trigger.items: `cursor` is not available here",
+        "r.yaml:12:17: trigger.with.limit2: `output` is not available here",
+        "r.yaml:13:12: trigger.key: `steps` is not available here",
+        "r.yaml:14:14: trigger.items: `item` is not available here",
+        "r.yaml:15:15: trigger.cursor: `error` is not available here",
     ]
+    ok = TRIGGER.replace("key: ${{ item.id }}", "key: ${{ cursor ?? output.next ?? item.id }}")
+    assert check(registry, ok + "steps:\n  - {id: a, wait: {for: 1s}}\n") == []
 
 
 def test_connection_settings_cannot_use_items(registry: Registry) -> None:
@@ -367,10 +373,33 @@ def test_undeclared_secrets_are_fine_until_the_recipe_declares_some(registry: Re
     assert check(registry, declared) == ["r.yaml:9:45: steps[0].with.to: unknown secret 'TO'"]
 
 
-def test_vars_are_literal(registry: Registry) -> None:
-    body = "vars:\n  a: {b: ['${{ env.X }}']}\nsteps:\n  - {id: a, wait: {for: 1s}}\n"
+def test_vars_are_rendered_once_per_run(registry: Registry) -> None:
+    body = """\
+vars:
+  ok: {b: ['${{ env.X }} ${{ secrets.DEMO_KEY }} ${{ run.id }}']}
+  bad: ${{ vars.ok }} ${{ item.id }} ${{ run.nope }}
+steps:
+  - {id: a, wait: {for: 1s}}
+"""
     assert check(registry, body) == [
-        "r.yaml:8:11: vars.a.b[0]: expressions are not evaluated in `vars`"
+        "r.yaml:9:12: vars.bad: `vars` is not available here",
+        "r.yaml:9:27: vars.bad: `item` is not available here",
+        "r.yaml:9:42: vars.bad: `run` has no field 'nope'",
+    ]
+
+
+def test_error_fields(registry: Registry) -> None:
+    body = """\
+steps:
+  - {id: a, wait: {for: 1s}}
+on_failure:
+  - id: tell
+    use: demo.send
+    with: {to: x, subject: "${{ error.step }} ${{ error.mesage }} ${{ error.final }}"}
+"""
+    _, problems = check_source((HEADER + body).encode(), "r.yaml", registry=registry)
+    assert [(p.message, p.hint) for p in problems] == [
+        ("on_failure[0].with.subject: `error` has no field 'mesage'", "did you mean 'message'?")
     ]
 
 

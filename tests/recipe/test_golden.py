@@ -71,8 +71,8 @@ on_failure:
 EXPECTED = """\
 recipes/x.yaml:5:3: secrets.DEMO_KEY: secret DEMO_KEY is not set
   hint: set it in the environment or in a .env file (see `--env-file`)
-recipes/x.yaml:8:11: vars.sender: expressions are not evaluated in `vars`
-  hint: use the expression where the variable is used, or pass it with `--var`
+recipes/x.yaml:8:16: vars.sender: environment variable SENDER is not set
+  hint: set it in the environment or in a .env file (see `--env-file`)
 recipes/x.yaml:13:16: connections.demo.with.timeout: Input should be a valid number, \
 unable to parse string as a number (got 'soon')
 recipes/x.yaml:14:7: connections.demo.with: unknown setting 'retries' for connector 'demo'

@@ -8,9 +8,9 @@ mistake still gets its other problems reported in the same pass:
 * every `${{ }}` parses, and every name it uses exists where it is used (see `_SCOPE_HINTS`):
   `steps.<id>` a step of the recipe (and a field of its action's output when that model is
   closed), `item` only with a trigger, `each`/`index` only in the `with` of a `for_each`
-  step, `cursor` only in the trigger's `with`/`cursor`, `output` only in the trigger's
-  `items`/`cursor`, `error` only in `on_failure`, `vars.X` declared, `secrets.X` declared
-  (when the recipe declares secrets), and with `check_env` every secret and env var set;
+  step, `cursor` and `output` only in the trigger (`output` not in its `with`), `error` only
+  in `on_failure`, `vars.X` declared, `secrets.X` declared (when the recipe declares
+  secrets), and with `check_env` every secret and env var set;
 * every `use:` names an installed connector action; literal inputs are validated against the
   action's `Input` model and literal connection settings against the connector's `settings`
   (values that are expressions are checked at run time); connections exist and match;
@@ -54,13 +54,18 @@ _SCOPE_HINTS = {
     "of a recipe that has a `trigger`",
     "each": "`each` and `index` exist only in the `with` of a step that has `for_each`",
     "index": "`each` and `index` exist only in the `with` of a step that has `for_each`",
-    "cursor": "`cursor` (the stored cursor) exists only in the trigger's `with` and `cursor`",
-    "output": "`output` (the trigger action's output) exists only in the trigger's `items` and "
-    "`cursor`; in steps use `steps.<id>.output`",
+    "cursor": "`cursor` (the stored cursor) exists only in the trigger",
+    "output": "`output` (the trigger action's output) exists only in the trigger's `items`, "
+    "`key` and `cursor`; in steps use `steps.<id>.output`",
     "error": "`error` (the failure) exists only in `on_failure` steps",
     "steps": "step outputs can be read only in steps and `on_failure` hooks",
 }
 _LISTS = ("steps", "on_failure")
+# the fields the engine puts in these names (engine/runner.py and engine/item.py)
+_FIELDS = {
+    "error": frozenset({"step", "message", "kind", "failures", "final"}),
+    "run": frozenset({"id", "started_at", "dry_run", "recipe"}),
+}
 
 
 def check_recipe(
@@ -391,25 +396,20 @@ class _Checker:
     # -- expressions ------------------------------------------------------------------------
 
     def check_expressions(self) -> None:
-        for path, text in _strings(self.vars, ("vars",)):
-            if has_expression(text):
-                self.report.add(
-                    path,
-                    "expressions are not evaluated in `vars`",
-                    "use the expression where the variable is used, or pass it with `--var`",
-                    rule="expression",
-                )
+        # variables are rendered once per run, before anything else exists
+        self.expressions(("vars",), self.vars or None, GLOBAL_ROOTS - {"vars"})
         for name, conn in self.connections.items():
             if isinstance(conn, dict):
                 self.expressions(("connections", name, "with"), conn.get("with"), GLOBAL_ROOTS)
         if self.trigger is not None:
             t = self.trigger
             self.expressions(("trigger", "with"), t.get("with"), GLOBAL_ROOTS | {"cursor"})
-            for key, extra in (("items", {"output"}), ("cursor", {"output", "cursor"})):
+            for key, extra in (("items", {"output", "cursor"}), ("cursor", {"output", "cursor"})):
                 self.single(("trigger", key), t.get(key), "a ${{ }} expression over `output`")
                 self.expressions(("trigger", key), t.get(key), GLOBAL_ROOTS | extra)
             self.single(("trigger", "key"), t.get("key"), "a ${{ }} expression over `item`")
-            self.expressions(("trigger", "key"), t.get("key"), GLOBAL_ROOTS | {"item"})
+            key_roots = GLOBAL_ROOTS | {"item", "output", "cursor"}
+            self.expressions(("trigger", "key"), t.get("key"), key_roots)
         for name in _LISTS:
             roots = GLOBAL_ROOTS | {"steps"}
             if self.trigger is not None:
@@ -533,6 +533,11 @@ class _Checker:
                 )
         elif root == "env" and name is not None:
             self.env_uses.setdefault(name, (path, ref.offset))
+        elif root in _FIELDS and name is not None and name not in _FIELDS[root]:
+            problem(
+                f"`{root}` has no field '{name}'",
+                _did_you_mean(name, sorted(_FIELDS[root]), "fields"),
+            )
         elif root == "output" and self.trigger is not None:
             action = self.actions.get(("trigger",))
             if action is not None:
