@@ -54,6 +54,7 @@ class RecordedCall:
     outcome: str = "ok"  # ok | error
     output: Any = None
     error: str | None = None
+    at: float = 0.0  # the fake clock's time of the call
 
     def describe(self) -> str:
         text = f"{self.use} (step {self.step}"
@@ -196,6 +197,7 @@ class _MockResponder:
             data,
             call.idempotency_key,
             call.attempt,
+            at=self.now(),
         )
         self.calls.append(record)
         picked = self.pick(action, call)
