@@ -6,17 +6,20 @@ it and closes the connection. The standard library's `smtplib` and `email` do th
 worker thread; the protocol steps after RCPT are driven one by one so that the connector knows
 whether the message body reached the server when something goes wrong.
 
-Idempotency. SMTP has no idempotency key. The connector sets a deterministic `Message-ID`
-built from the call's idempotency key (`<fk-…@your-from-domain>`), so the same step for the
-same item always produces the same Message-ID and a receiving system or mailbox rule can drop
-duplicates. Whether a mail was delivered twice therefore depends on the receiver; flowkit never
-resends on its own when the outcome is unknown:
+Idempotency. SMTP itself has no idempotency key. The connector sets a deterministic
+`Message-ID` built from the call's idempotency key (`<fk-…@your-from-domain>`), so every attempt
+of the same step for the same item carries the same Message-ID, and the action declares
+idempotency `header` in that sense: a repeated send is recognisable, and mail stores, ticket
+systems and mailbox rules that deduplicate by Message-ID keep one copy. SMTP cannot promise
+more than that; what the connector reports is exact:
 
   * any failure before the message body was sent (connection refused, TLS or AUTH failure,
     MAIL/RCPT/DATA refused) means nothing was delivered: `maybe_sent=False`;
   * a connection that drops or times out after the whole body was sent but before the
     server's final reply is an unknown outcome: `ConnectorError(kind=TRANSIENT or TIMEOUT,
-    maybe_sent=True)`. The engine records it as unknown instead of retrying blindly;
+    maybe_sent=True)`. Because of the deterministic Message-ID the engine may send again;
+    the recipient may then receive a second copy with the same Message-ID (deduplicated
+    downstream), never a different mail;
   * the final reply itself is definitive: 250 = accepted, 4xx/5xx = not accepted.
 
 Error kinds from SMTP reply codes: 4xx (421, 450, 451, 452, 454) → TRANSIENT; 530/534/535/538
