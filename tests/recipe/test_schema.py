@@ -197,3 +197,28 @@ def test_allow_expressions_wraps_value_positions() -> None:
     n = wrapped["properties"]["n"]
     assert n["description"] == "count"
     assert n["anyOf"] == [{"type": "integer"}, schema_cmd.EXPRESSION_SCHEMA]
+
+
+def test_a_connector_without_a_json_schema_is_left_out() -> None:
+    from pydantic import ConfigDict
+
+    from flowkit.connectors.base import Action, Connector, Input, Output
+
+    class Opaque:
+        pass
+
+    class OddInput(Input):
+        model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
+        thing: Opaque | None = None
+
+    class Odd(Action[OddInput, Output]):
+        name = "odd"
+        Input = OddInput
+        Output = Output
+
+    notes = io.StringIO()
+    registry = Registry(extra={"odd": Connector("odd", actions=[Odd()])})
+    schema = schema_cmd.build_schema(registry, notes=notes)
+    assert notes.getvalue().startswith("flowkit: note: connector 'odd' left out: ")
+    assert not any(key.startswith("odd.") for key in schema["$defs"])
+    assert "noop.write.input" in schema["$defs"]

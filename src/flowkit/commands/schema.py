@@ -24,6 +24,7 @@ from flowkit.errors import ExitCode
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from flowkit.connectors.base import Connector
     from flowkit.connectors.registry import Registry
 
 EXPRESSION_SCHEMA: dict[str, Any] = {
@@ -78,22 +79,16 @@ def build_schema(
             if notes is not None:
                 notes.write(f"flowkit: note: connector '{name}' left out: {exc.message}\n")
             continue
-        settings_ref = _add_model(defs, f"{name}.settings", connector.settings)
-        connection_rules.append(
-            _when({"connector": {"const": name}}, ["connector"], {"with": {"$ref": settings_ref}})
-        )
-        by_name[name] = {
-            "$ref": "#/$defs/Connection",
-            "if": {"not": {"required": ["connector"]}},
-            "then": {"properties": {"with": {"$ref": settings_ref}}},
-        }
-        for action_name in sorted(connector.actions):
-            action = connector.actions[action_name]
-            use = f"{name}.{action_name}"
-            uses.append(use)
-            input_ref = _add_model(defs, f"{use}.input", action.Input)
-            rule = _when({"use": {"const": use}}, ["use"], {"with": {"$ref": input_ref}})
-            step_rules.append(rule)
+        try:
+            rules, named, actions = _connector_rules(defs, name, connector)
+        except Exception as exc:  # a plugin model pydantic cannot describe in JSON Schema
+            if notes is not None:
+                notes.write(f"flowkit: note: connector '{name}' left out: {exc}\n")
+            continue
+        connection_rules.append(rules[0])
+        by_name[name] = named
+        step_rules.extend(rules[1:])
+        uses.extend(actions)
     for def_name in ("Step", "Trigger"):
         target = defs.get(def_name)
         if target is not None and step_rules:
@@ -107,6 +102,31 @@ def build_schema(
     if isinstance(connections, dict) and by_name:
         connections["properties"] = by_name
     return schema
+
+
+def _connector_rules(
+    defs: dict[str, Any], name: str, connector: Connector
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+    """The connection rule and one rule per action for `connector` (its models go to defs).
+
+    Returns ([connection rule, action rules...], the schema of a connection named `name`,
+    the `use` values); on failure nothing has been added to `defs`."""
+    added: dict[str, Any] = {}
+    settings_ref = _add_model(added, f"{name}.settings", connector.settings)
+    rules = [_when({"connector": {"const": name}}, ["connector"], {"with": {"$ref": settings_ref}})]
+    named = {
+        "$ref": "#/$defs/Connection",
+        "if": {"not": {"required": ["connector"]}},
+        "then": {"properties": {"with": {"$ref": settings_ref}}},
+    }
+    uses: list[str] = []
+    for action_name in sorted(connector.actions):
+        use = f"{name}.{action_name}"
+        input_ref = _add_model(added, f"{use}.input", connector.actions[action_name].Input)
+        rules.append(_when({"use": {"const": use}}, ["use"], {"with": {"$ref": input_ref}}))
+        uses.append(use)
+    defs.update(added)
+    return rules, named, uses
 
 
 def _when(const: dict[str, Any], required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
