@@ -202,7 +202,8 @@ def test_allow_expressions_wraps_value_positions() -> None:
 def test_a_connector_without_a_json_schema_is_left_out() -> None:
     from pydantic import ConfigDict
 
-    from flowkit.connectors.base import Action, Connector, Input, Output
+    from flowkit.connectors.base import Action, Connector, Input
+    from flowkit.connectors.base import Output as AnyOutput
 
     class Opaque:
         pass
@@ -211,10 +212,10 @@ def test_a_connector_without_a_json_schema_is_left_out() -> None:
         model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
         thing: Opaque | None = None
 
-    class Odd(Action[OddInput, Output]):
+    class Odd(Action[OddInput, AnyOutput]):
         name = "odd"
         Input = OddInput
-        Output = Output
+        Output = AnyOutput
 
     notes = io.StringIO()
     registry = Registry(extra={"odd": Connector("odd", actions=[Odd()])})
