@@ -170,3 +170,16 @@ def test_now_accepts_iso_text_and_unix_seconds() -> None:
     assert parse_now("2026-11-26T10:00:00") == 1_795_687_200.0
     assert parse_now(1_795_687_200) == 1_795_687_200.0
     assert parse_now(None) == 1_767_225_600.0
+
+
+def test_the_example_in_the_docs_matches_the_format() -> None:
+    from flowkit.recipe.yamlload import load_yaml
+    from flowkit.testing.spec import FileSpec
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
+    block = docs.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
+    spec = FileSpec.model_validate(load_yaml(block, "docs/testing.md").data)
+    assert spec.recipe == "invoice-on-payment.yaml"
+    [case] = spec.tests
+    assert case.runs is not None and case.runs[1].advance == 3 * 86400
+    assert case.expect is not None and case.expect.writes is not None
