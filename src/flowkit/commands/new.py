@@ -7,6 +7,10 @@ Templates live in `flowkit/templates/` (package data, shipped in the wheel):
                                  `@flowkit_version@` are replaced
 The recipe templates other than `blank` are copies of the shipped recipes in `recipes/`
 (a test keeps them equal; see docs/scaffolding.md).
+
+References followed: hatchling ships every file under `packages` that .gitignore does not
+exclude (https://hatch.pypa.io/latest/config/build/), read back here with
+`importlib.resources.files` (https://docs.python.org/3/library/importlib.resources.html).
 """
 
 from __future__ import annotations

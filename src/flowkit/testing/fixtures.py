@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -142,7 +142,7 @@ def used_connectors(loaded: LoadedRecipe, registry: Registry) -> list[Connector]
 class _MockResponder:
     """Answers fixture calls from a test's mocks and records every call."""
 
-    def __init__(self, test_file: TestFile, now: Any) -> None:
+    def __init__(self, test_file: TestFile, now: Callable[[], float]) -> None:
         self.file = test_file
         self.now = now  # the fake clock's `now`, for time functions in mocked outputs
         self.calls: list[RecordedCall] = []

@@ -1,7 +1,9 @@
 """The test file format (docs/testing.md) as pydantic models, and its checks against the recipe.
 
 Files are read with the recipe loader's commerce-safe YAML and its `Reporter`, so every problem
-is a `file:line:col` message with a hint, like a recipe's.
+is a `file:line:col` message with a hint, like a recipe's. A mock's shape (one answer, a list,
+or `by_item`) is chosen by a callable discriminator, so an error names the one shape meant
+(https://docs.pydantic.dev/latest/concepts/unions/#discriminated-unions-with-callable-discriminator).
 """
 
 from __future__ import annotations
