@@ -120,3 +120,20 @@ async def test_example_orders_to_csv_appends_each_order_once(flow: Flow, tmp_pat
     assert [line.split(",")[0] for line in lines[1:]] == [str(o["number"]) for o in completed]
     await flow.run(EXAMPLES / "orders-to-csv.yaml", variables={"out_file": str(out)})
     assert out.read_text(encoding="utf-8").splitlines() == lines
+
+
+RECIPE_TESTS = sorted(RECIPES.glob("*.test.yaml"))
+
+
+def test_every_shipped_recipe_has_recipe_tests() -> None:
+    tested = {p.name.removesuffix(".test.yaml") for p in RECIPE_TESTS}
+    assert tested == {p.stem for p in shipped(RECIPES)}
+
+
+@pytest.mark.parametrize("path", RECIPE_TESTS, ids=[p.name for p in RECIPE_TESTS])
+async def test_recipe_tests_pass(path: Path) -> None:
+    from flowkit.testing import arun_test_file
+
+    results = await arun_test_file(path)
+    assert results
+    assert all(r.passed for r in results), "\n".join(r.report() for r in results)
