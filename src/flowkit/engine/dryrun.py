@@ -16,11 +16,13 @@ from flowkit.state.base import (
     AttemptRecord,
     ItemRecord,
     ItemStatus,
+    ItemWrite,
     Lock,
     RunRecord,
     StateStore,
     StepRecord,
     StepStatus,
+    StepWrite,
 )
 
 
@@ -155,6 +157,27 @@ class OverlayStore:
             fingerprint,
             now,
         )
+
+    async def journal(
+        self, run_id: str, steps: Sequence[StepWrite], items: Sequence[ItemWrite]
+    ) -> None:
+        for w in steps:
+            await self.put_step(
+                run_id,
+                w.recipe,
+                w.item_key,
+                w.step_key,
+                w.status,
+                w.now,
+                output=w.output,
+                attempts=w.attempts,
+                error=w.error,
+                error_kind=w.error_kind,
+                idempotency_key=w.idempotency_key,
+                fingerprint=w.fingerprint,
+            )
+        for i in items:
+            await self.set_item(i.recipe, i.key, i.status, i.now, wake_at=i.wake_at, error=i.error)
 
     async def kv_get(self, namespace: str, key: str) -> str | None:
         return await self.real.kv_get(namespace, key) if self.real else None

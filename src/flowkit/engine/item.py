@@ -26,6 +26,7 @@ from flowkit.engine import crashpoints
 from flowkit.engine.clock import Clock
 from flowkit.engine.connections import Bound, Connections
 from flowkit.engine.events import Event, Listener
+from flowkit.engine.journal import Journal
 from flowkit.engine.retry import DEFAULT_RETRY, call_with_retry
 from flowkit.errors import ConnectorError, ErrorKind, ExpressionError, FlowkitError, PluginError
 from flowkit.expressions import compile_template, render_value
@@ -51,9 +52,12 @@ class RunScope:
     rng: random.Random = field(default_factory=random.Random)
     debug: Callable[[str], None] = lambda _line: None
     by_id: dict[str, Step] = field(default_factory=dict)
+    journal: Journal | None = None
 
     def __post_init__(self) -> None:
         self.by_id = {step.id: step for step in self.recipe.steps}
+        if self.journal is None:
+            self.journal = Journal(self.store, self.run_id)
 
 
 @dataclass
@@ -125,8 +129,8 @@ class ItemRun:
 
     # journal ----------------------------------------------------------------------------
     async def put(self, step_key: str, outcome: Outcome, **kw: Any) -> None:
-        await self.scope.store.put_step(
-            self.scope.run_id,
+        assert self.scope.journal is not None
+        await self.scope.journal.put_step(
             self.scope.recipe.name,
             self.key,
             step_key,
@@ -193,19 +197,21 @@ class ItemRun:
         if failed:
             step_id, outcome = failed[0]
             error = f"step {step_id}: {outcome.error}"
-            await scope.store.set_item(
+            await scope.journal.set_item(  # type: ignore[union-attr]
                 scope.recipe.name, self.key, ItemStatus.FAILED, now, error=redact.redact_text(error)
             )
             result = ItemResult(self.key, ItemStatus.FAILED, error=error, steps=statuses)
             await self.run_hooks(step_id, outcome)
         elif waiting:
             wake_at = min(w for w in waiting if w is not None)
-            await scope.store.set_item(
+            await scope.journal.set_item(  # type: ignore[union-attr]
                 scope.recipe.name, self.key, ItemStatus.WAITING, now, wake_at=wake_at
             )
             result = ItemResult(self.key, ItemStatus.WAITING, wake_at=wake_at, steps=statuses)
         else:
-            await scope.store.set_item(scope.recipe.name, self.key, ItemStatus.DONE, now)
+            await scope.journal.set_item(  # type: ignore[union-attr]
+                scope.recipe.name, self.key, ItemStatus.DONE, now
+            )
             result = ItemResult(self.key, ItemStatus.DONE, steps=statuses)
         self.emit(
             "item_finished",

@@ -4,20 +4,24 @@ from flowkit.state.base import (
     AttemptRecord,
     ItemRecord,
     ItemStatus,
+    ItemWrite,
     Lock,
     RunRecord,
     StateStore,
     StepRecord,
     StepStatus,
+    StepWrite,
 )
 
 __all__ = [
     "AttemptRecord",
     "ItemRecord",
     "ItemStatus",
+    "ItemWrite",
     "Lock",
     "RunRecord",
     "StateStore",
     "StepRecord",
     "StepStatus",
+    "StepWrite",
 ]

@@ -94,6 +94,35 @@ class RunRecord:
     summary: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class StepWrite:
+    """One step record to upsert (and its attempt row to append) in a `journal` batch."""
+
+    recipe: str
+    item_key: str
+    step_key: str
+    status: StepStatus
+    now: float
+    output: Any = None
+    attempts: int = 0
+    error: str | None = None
+    error_kind: str | None = None
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemWrite:
+    """One item status change in a `journal` batch (FAILED increments the failure count)."""
+
+    recipe: str
+    key: str
+    status: ItemStatus
+    now: float
+    wake_at: float | None = None
+    error: str | None = None
+
+
 class Lock(Protocol):
     def release(self) -> None: ...
 
@@ -139,9 +168,7 @@ class StateStore(Protocol):
     # items ---------------------------------------------------------------------------
     async def get_item(self, recipe: str, key: str) -> ItemRecord | None: ...
 
-    async def items_to_run(
-        self, recipe: str, now: float, max_failures: int
-    ) -> list[ItemRecord]:
+    async def items_to_run(self, recipe: str, now: float, max_failures: int) -> list[ItemRecord]:
         """PENDING items, WAITING items with wake_at <= now, and FAILED items with fewer than
         `max_failures` failures, in admission order."""
         ...
@@ -188,6 +215,16 @@ class StateStore(Protocol):
         fingerprint: str | None = None,
     ) -> None:
         """Upsert the step record and append an attempt row (outcome from status), durably."""
+        ...
+
+    async def journal(
+        self, run_id: str, steps: Sequence[StepWrite], items: Sequence[ItemWrite]
+    ) -> None:
+        """Apply many `put_step` and `set_item` changes in one durable transaction.
+
+        The engine coalesces the journal writes of all items that reach a step boundary in
+        the same event-loop tick into one call, so the per-write overhead is paid once.
+        """
         ...
 
     # connector key-value ---------------------------------------------------------------

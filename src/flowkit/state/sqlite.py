@@ -60,10 +60,12 @@ from flowkit.state.base import (
     AttemptRecord,
     ItemRecord,
     ItemStatus,
+    ItemWrite,
     RunRecord,
     StateStore,
     StepRecord,
     StepStatus,
+    StepWrite,
 )
 from flowkit.state.sql import ops
 from flowkit.state.sql.errors import Clock, SystemClock, retry_busy, state_error
@@ -450,6 +452,27 @@ class SqliteStateStore:
         except StateError as exc:
             raise (self._not_open() if self._closed else exc) from None
         await fut
+
+    async def journal(
+        self, run_id: str, steps: Sequence[StepWrite], items: Sequence[ItemWrite]
+    ) -> None:
+        """Many put_step and set_item changes in one transaction (one queued operation)."""
+        step_rows = []
+        attempt_rows = []
+        for w in steps:
+            value, outcome = ops.STEP_ROW_VALUES[StepStatus(w.status)]
+            err = None if w.error is None else ops.text(w.error)
+            out = None if w.output is None else ops.dumps(w.output)
+            step_rows.append((w.recipe, w.item_key, w.step_key, value, out, w.attempts, err,
+                              w.idempotency_key, w.fingerprint, w.now))  # fmt: skip
+            attempt_rows.append((run_id, w.recipe, w.item_key, w.step_key, w.attempts,
+                                 outcome, err, w.error_kind, w.now))  # fmt: skip
+        item_rows = [
+            (ItemStatus(i.status).value, i.wake_at, ops.text(i.error), i.now,
+             int(ItemStatus(i.status) is ItemStatus.FAILED), i.recipe, i.key)
+            for i in items
+        ]  # fmt: skip
+        await self._write(functools.partial(ops.w_journal, step_rows, attempt_rows, item_rows))
 
     # connector key-value -------------------------------------------------------------------
 

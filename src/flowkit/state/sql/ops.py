@@ -143,6 +143,28 @@ def w_put_step(
         raise StateError(f"cannot journal step '{step_key}': {what}") from None
 
 
+def w_journal(
+    step_rows: list[tuple[Any, ...]],
+    attempt_rows: list[tuple[Any, ...]],
+    item_rows: list[tuple[Any, ...]],
+    c: sqlite3.Connection,
+) -> None:
+    try:
+        if step_rows:
+            c.executemany(PUT_STEP, step_rows)
+            c.executemany(PUT_ATTEMPT, attempt_rows)
+    except sqlite3.IntegrityError:
+        raise StateError(
+            "cannot journal steps: an item was never admitted or the run was never started"
+        ) from None
+    if item_rows:
+        c.executemany(
+            "UPDATE items SET status = ?, wake_at = ?, error = ?, updated_at = ?,"
+            " failures = failures + ? WHERE recipe = ? AND item_key = ?",
+            item_rows,
+        )
+
+
 def w_start_run(rid: str, recipe: str, rhash: str, now: float, c: sqlite3.Connection) -> None:
     try:
         c.execute(
