@@ -189,7 +189,9 @@ class Reporter:
         position: tuple[int, int] | None = None,
     ) -> None:
         """A problem at `path` (its key with `key=True`), prefixed with the rendered path."""
-        line, col = position or (lambda m: (m.line, m.col))(self.mark(path, key=key))
+        if position is None:
+            position = _pos(self.mark(path, key=key))
+        line, col = position
         where = render_path(path)
         text = f"{where}: {message}" if where else message
         self.problems.append(Problem(self.file, line, col, text, hint, rule=rule))
@@ -272,8 +274,7 @@ class Reporter:
                 f"unknown {noun.format(name)}",
                 _did_you_mean(name, fields),
                 rule=rule,
-                key=True,
-                position=_pos(self.mark(path, key=True)),
+                position=_pos(self.mark(path, key=True)),  # at the key, named by its parent
             )
             return
         message, hint = _friendly(errors, path)
@@ -285,7 +286,6 @@ class Reporter:
                     message,
                     hint,
                     rule=rule,
-                    key=True,
                     position=_pos(self.mark((*path, bad.group(1)), key=True)),
                 )
                 return
