@@ -317,3 +317,29 @@ async def test_failure_hooks_run_once_per_failure_with_the_error(harness: Harnes
 
 def test_state_file_is_where_we_said(harness: Harness, tmp_path: Path) -> None:
     assert harness.state.parent == tmp_path
+
+
+async def test_every_attempt_is_recorded(harness: Harness) -> None:
+    path = harness.recipe("""\
+        flowkit: 1
+        name: attempts
+        steps:
+          - id: call
+            use: noop.fail
+            with: {kind: transient, times: 2}
+            retry: {attempts: 3, jitter: false}
+    """)
+    summary = await harness.run(path)
+    assert summary.done == 1
+    store = await harness.store()
+    try:
+        rows = await store.run_attempts(summary.run_id)
+    finally:
+        await store.close()
+    tries = [(r.step_key, r.attempt, r.outcome, r.error_kind) for r in rows]
+    assert tries == [
+        ("call", 0, "started", None),
+        ("call", 1, "error", "transient"),
+        ("call", 2, "error", "transient"),
+        ("call", 3, "ok", None),
+    ]

@@ -162,6 +162,8 @@ class OverlayStore:
         self, run_id: str, steps: Sequence[StepWrite], items: Sequence[ItemWrite]
     ) -> None:
         for w in steps:
+            if w.attempt_only:
+                continue
             await self.put_step(
                 run_id,
                 w.recipe,

@@ -380,13 +380,7 @@ class ItemRun:
                 policy=policy,
                 clock=scope.clock,
                 may_retry=lambda exc: self.may_retry(bound, exc, policy.unsafe_writes),
-                on_retry=lambda n, exc, delay: self.emit(
-                    "retry",
-                    step=step_key,
-                    status=exc.kind.value,
-                    message=str(exc),
-                    data={"attempt": n, "delay": delay},
-                ),
+                on_retry=lambda n, exc, delay: self.retried(step_key, n, exc, delay),
                 rng=scope.rng,
             )
         except ConnectorError as exc:
@@ -413,6 +407,26 @@ class ItemRun:
             crashpoints.reached("after_journal")
         self.emit("step", step=step_key, status="ok", data={"attempts": attempts})
         return outcome
+
+    def retried(self, step_key: str, attempt: int, exc: ConnectorError, delay: float) -> None:
+        assert self.scope.journal is not None
+        if not self.scope.dry_run:
+            self.scope.journal.record_attempt(
+                self.scope.recipe.name,
+                self.key,
+                step_key,
+                self.scope.clock.now(),
+                attempts=attempt,
+                error=redact.redact_text(str(exc)),
+                error_kind=exc.kind.value,
+            )
+        self.emit(
+            "retry",
+            step=step_key,
+            status=exc.kind.value,
+            message=str(exc),
+            data={"attempt": attempt, "delay": delay},
+        )
 
     def may_retry(self, bound: Bound, exc: ConnectorError, unsafe: bool) -> bool:
         return (

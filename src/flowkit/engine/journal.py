@@ -41,6 +41,18 @@ class Journal:
         self._steps.append(StepWrite(recipe, item_key, step_key, status, now, **fields))
         await self._wait()
 
+    def record_attempt(
+        self, recipe: str, item_key: str, step_key: str, now: float, **fields: Any
+    ) -> None:
+        """Append a failed attempt's row (not awaited: it is history, not a promise)."""
+        if self._batched:
+            self._steps.append(
+                StepWrite(
+                    recipe, item_key, step_key, StepStatus.FAILED, now, attempt_only=True, **fields
+                )
+            )
+            self._schedule()
+
     async def set_item(
         self,
         recipe: str,
@@ -61,10 +73,13 @@ class Journal:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._waiters.append(future)
+        self._schedule()
+        await future
+
+    def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush)
-        await future
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         steps, self._steps = self._steps, []

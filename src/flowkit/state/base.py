@@ -109,6 +109,7 @@ class StepWrite:
     error_kind: str | None = None
     idempotency_key: str | None = None
     fingerprint: str | None = None
+    attempt_only: bool = False  # only append an attempt row (a failed try that is retried)
 
 
 @dataclass(frozen=True)

@@ -463,8 +463,9 @@ class SqliteStateStore:
             value, outcome = ops.STEP_ROW_VALUES[StepStatus(w.status)]
             err = None if w.error is None else ops.text(w.error)
             out = None if w.output is None else ops.dumps(w.output)
-            step_rows.append((w.recipe, w.item_key, w.step_key, value, out, w.attempts, err,
-                              w.idempotency_key, w.fingerprint, w.now))  # fmt: skip
+            if not w.attempt_only:
+                step_rows.append((w.recipe, w.item_key, w.step_key, value, out, w.attempts, err,
+                                  w.idempotency_key, w.fingerprint, w.now))  # fmt: skip
             attempt_rows.append((run_id, w.recipe, w.item_key, w.step_key, w.attempts,
                                  outcome, err, w.error_kind, w.now))  # fmt: skip
         item_rows = [

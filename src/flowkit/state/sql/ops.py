@@ -152,6 +152,7 @@ def w_journal(
     try:
         if step_rows:
             c.executemany(PUT_STEP, step_rows)
+        if attempt_rows:
             c.executemany(PUT_ATTEMPT, attempt_rows)
     except sqlite3.IntegrityError:
         raise StateError(
