@@ -186,6 +186,18 @@ def test_usage_errors_exit_2(tree: Path, args: list[str], message: str) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (2, "", message)
 
 
+def test_an_empty_directory_next_to_recipes_is_fine(tree: Path) -> None:
+    (tree / "examples").mkdir()
+    result = flowkit("validate", "recipes/good.yaml", "examples", cwd=tree)
+    assert (result.returncode, result.stderr) == (0, "1 file OK\n")
+    alone = flowkit("validate", "examples", cwd=tree)
+    assert alone.returncode == 2
+    assert (
+        alone.stderr.splitlines()[0]
+        == "flowkit: error: no recipe files (*.yaml, *.yml) in examples"
+    )
+
+
 def test_a_bad_option_is_a_usage_error(tree: Path) -> None:
     result = flowkit("validate", "--format", "xml", "recipes", cwd=tree)
     assert result.returncode == 2

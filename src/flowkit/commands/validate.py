@@ -9,7 +9,8 @@ Formats:
   github  workflow commands `::error file=…,line=…,col=…,title=…::message` on stdout
           (https://docs.github.com/en/actions/reference/workflow-commands-for-github-actions)
 Exit codes (as actionlint's): 0 no problem, 1 problems found, 2 usage (a path that does not
-exist or matches nothing), 3 internal error (handled by the CLI).
+exist, a glob that matches nothing, no recipe file at all), 3 internal error (handled by the
+CLI).
 """
 
 from __future__ import annotations
@@ -92,8 +93,12 @@ def summary(problems: int, bad_files: int, files: int) -> str:
 
 
 def collect_files(paths: Iterable[str]) -> list[Path]:
-    """The recipe files named by `paths`, in order, without duplicates; raises UsageError."""
+    """The recipe files named by `paths`, in order, without duplicates; raises UsageError.
+
+    A path that does not exist and a glob that matches nothing are usage errors; so is finding
+    no recipe at all. A directory without recipes next to others that have some is fine."""
     files: list[Path] = []
+    empty: list[str] = []
     for arg in paths:
         if _GLOB_CHARS & set(arg) and not Path(arg).exists():
             matches = sorted(glob.glob(arg, recursive=True))
@@ -109,13 +114,15 @@ def collect_files(paths: Iterable[str]) -> list[Path]:
         if path.is_dir():
             found = _recipes_in(path)
             if not found:
-                raise UsageError(
-                    f"no recipe files (*.yaml, *.yml) in {arg}",
-                    hint="recipe tests (*.test.yaml) and hidden directories are skipped",
-                )
+                empty.append(arg)
             files.extend(found)
         else:
             files.append(path)
+    if not files:
+        raise UsageError(
+            f"no recipe files (*.yaml, *.yml) in {', '.join(empty) or 'the given paths'}",
+            hint="recipe tests (*.test.yaml) and hidden directories are skipped",
+        )
     seen: set[Path] = set()
     unique: list[Path] = []
     for file in files:
