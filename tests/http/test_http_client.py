@@ -389,3 +389,15 @@ def test_build_request_headers_and_body() -> None:
 def test_relative_url_needs_base_url() -> None:
     with pytest.raises(ValueError, match="needs a base_url"):
         HttpClient("").build_request("GET", "/x")
+
+
+def test_query_encoding_and_its_cache_keep_types_apart() -> None:
+    client = HttpClient("https://api.example.test/")
+    urls = [
+        str(client.build_request("GET", "x", params=p).url)
+        for p in ({"a": 1}, {"a": True}, {"a": 1.0}, {"a": None}, {"a": 1}, {"a": ["x", "y"]})
+    ]
+    base = "https://api.example.test/x?"
+    assert urls == [base + q for q in ("a=1", "a=true", "a=1.0", "a=", "a=1", "a=x&a=y")]
+    pairs = client.build_request("GET", "x?z=0", params=[("created[gt]", 5), ("b", "c d")])
+    assert str(pairs.url) == base + "z=0&created%5Bgt%5D=5&b=c+d"

@@ -53,6 +53,7 @@ __all__ = [
 
 _MESSAGE_LIMIT = 300
 _URL_CACHE_SIZE = 512
+_SCALARS = (str, int, float, type(None))  # bool is an int
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -259,6 +260,7 @@ class HttpClient:
         if self._base and not self._base.endswith("/"):
             self._base += "/"
         self._urls: dict[str, httpx.URL] = {}
+        self._queries: dict[tuple[tuple[Any, type, Any], ...], str] = {}
         self._debug = runtime.debug if runtime is not None else None
         if isinstance(auth, FlowkitAuth):
             auth.attach(self.add_secret)
@@ -343,7 +345,7 @@ class HttpClient:
                 raise ValueError(f"relative URL {text!r} needs a base_url")
             text = self._base + text.lstrip("/")
         if params:
-            query = _encode_params(params)
+            query = self._query(params)
             if query:
                 text += ("&" if "?" in text else "?") + query
         cached = self._urls.get(text)
@@ -353,6 +355,22 @@ class HttpClient:
                 self._urls.clear()
             self._urls[text] = cached
         return cached
+
+    def _query(self, params: Any) -> str:
+        """The encoded query string; repeated parameter sets (polls, pages) come from a cache."""
+        if not isinstance(params, Mapping):
+            return _encode_params(params)
+        # the type is part of the key: 1, 1.0 and True are equal but encode differently
+        key = tuple((k, type(v), v) for k, v in params.items())
+        if not all(isinstance(v, _SCALARS) for _, _, v in key):
+            return _encode_params(params)
+        found = self._queries.get(key)
+        if found is None:
+            found = _encode_params(params)
+            if len(self._queries) >= _URL_CACHE_SIZE:
+                self._queries.clear()
+            self._queries[key] = found
+        return found
 
     async def request(
         self,
