@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test import BIN, ROOT, ensure_venv  # noqa: E402
+from test import BIN, ROOT, ensure_venv
 
 
 def main() -> int:

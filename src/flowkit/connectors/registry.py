@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from flowkit.connectors.base import API_VERSION, Action, Connector
 from flowkit.errors import PluginError
@@ -95,7 +96,7 @@ class Registry:
             self._failed[name] = err
             raise err from exc
         if isinstance(obj, type) and issubclass(obj, Connector):
-            obj = obj()
+            obj = obj(name)
         if not isinstance(obj, Connector):
             err = PluginError(
                 f"connector '{name}' from {info.distribution}: {info.value} is not a "
@@ -114,7 +115,7 @@ class Registry:
         self._loaded[name] = obj
         return obj
 
-    def action(self, use: str) -> tuple[Connector, Action[object, object]]:
+    def action(self, use: str) -> tuple[Connector, Action[Any, Any]]:
         """Resolve `connector.action`; raises PluginError with a "did you mean" hint."""
         conn_name, _, action_name = use.partition(".")
         connector = self.get(conn_name)

@@ -28,7 +28,7 @@ FORMAT_VERSION = 1
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 USE_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
-EXPRESSION_PATTERN = r"^\s*\$\{\{.*\}\}\s*$"
+EXPRESSION_PATTERN = r"^\s*\$\{\{[\s\S]*\}\}\s*$"
 
 
 def _duration(value: object) -> float:
