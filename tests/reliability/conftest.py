@@ -211,6 +211,10 @@ class Shop:
             world.max_active = max(world.max_active, world.active)
         try:
             return await handler(request)  # type: ignore[no-any-return]
+        except ConnectionResetError:
+            # the client was killed while sending its body: nothing was applied, and nobody
+            # is left to read an answer
+            return web.Response(status=499)
         finally:
             with world.lock:
                 world.active -= 1

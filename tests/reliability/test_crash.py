@@ -40,6 +40,8 @@ from pathlib import Path
 
 import pytest
 
+from flowkit.sandbox.mail import MailCatcher
+
 from .conftest import (
     RECIPE_NAME,
     Flowkit,
@@ -290,6 +292,7 @@ def baseline(shop: Shop, crash_root: Path) -> tuple[int, float]:
     return writes, first_run[-1].at - first_run[0].at
 
 
+@pytest.mark.slow
 def test_kill_after_every_write_request(
     shop: Shop,
     crash_root: Path,
@@ -307,6 +310,7 @@ def test_kill_after_every_write_request(
     report(verdicts, record_property)
 
 
+@pytest.mark.slow
 def test_kill_at_every_named_phase(
     shop: Shop,
     crash_root: Path,
@@ -324,6 +328,7 @@ def test_kill_at_every_named_phase(
     report(verdicts, record_property)
 
 
+@pytest.mark.slow
 def test_kill_at_random_times(
     shop: Shop,
     crash_root: Path,
@@ -336,7 +341,7 @@ def test_kill_at_random_times(
     rng = random.Random(RANDOM_SEED)
     verdicts = []
     for n in range(RANDOM_KILLS):
-        delay = rng.uniform(0.0, window)
+        delay = rng.random() * window  # a seeded point of the run's request window
         verdicts.append(
             crasher.run_case(
                 Case(
@@ -370,6 +375,7 @@ def notes_recipe(world: World) -> str:
     return head + "steps:\n" + NOTE_STEP
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["crash_before_send", "kill_after_applied"])
 def test_write_without_idempotency_is_not_resent_after_an_unknown_outcome(
     shop: Shop, flowkit: Flowkit, tmp_path: Path, fault: str
@@ -426,3 +432,72 @@ def test_write_without_idempotency_is_not_resent_after_an_unknown_outcome(
     assert notes_for(first) == sent_before + 1
     assert notes_for(second) == 1
     assert integrity(state) == "ok"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="nothing marks a run killed mid-way: its runs row keeps status 'running' forever, "
+    "although base.py RunRecord documents a 'crashed' status and the next run, holding the "
+    "recipe lock, knows no earlier run of the recipe can still be alive",
+)
+def test_a_killed_run_is_not_left_running_in_the_history(
+    shop: Shop, flowkit: Flowkit, tmp_path: Path
+) -> None:
+    world = shop.world("history", orders=2)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(charge_recipe(world), encoding="utf-8")
+    state = tmp_path / "state.db"
+    args = ["run", str(recipe), "--state", str(state)]
+    killed = flowkit.run(args, extra={"FLOWKIT_CRASH_AT": "after_journal:1"})
+    assert killed.code == 137
+    assert flowkit.run(args).code == 0
+    runs = store_rows(state, "SELECT status FROM runs ORDER BY started_at, rowid")
+    assert len(runs) == 2 and runs[1] == ("ok",)
+    listed = flowkit.run(["runs", "list", "--state", str(state)])
+    assert "running" not in listed.stdout, listed.stdout
+    assert runs[0] == ("crashed",)
+
+
+def test_email_with_an_unknown_outcome_is_resent_under_the_same_message_id(
+    shop: Shop, flowkit: Flowkit, tmp_path: Path
+) -> None:
+    """SMTP has no idempotency key. `smtp.send_email` declares idempotency `header` because it
+    sends a deterministic Message-ID (fk-<key>@domain); so, as SPEC.md allows ("repeated only
+    with the same idempotency key ... deterministic email Message-ID"), a send whose outcome is
+    unknown is repeated, and the repeat carries the same Message-ID. The server does not
+    deduplicate: the recipient gets a second copy that mail clients can recognise. This pins
+    that behaviour (docs/guarantees.md explains it)."""
+    world = shop.world("email", orders=2)
+    with MailCatcher() as catcher:
+        recipe = tmp_path / "mail.yaml"
+        head = charge_recipe(world).split("steps:\n", 1)[0]
+        recipe.write_text(
+            head.replace(
+                "connections:\n",
+                "connections:\n"
+                "  mail:\n"
+                "    connector: smtp\n"
+                f"    with: {{host: 127.0.0.1, port: {catcher.port}, security: none,"
+                " from_address: shop@example.com}\n",
+            )
+            + "steps:\n"
+            "  - id: receipt\n"
+            "    use: smtp.send_email\n"
+            "    connection: mail\n"
+            "    with:\n"
+            "      to: customer@example.com\n"
+            '      subject: "Receipt for ${{ item.id }}"\n'
+            '      text: "Thank you for order ${{ item.id }}."\n',
+            encoding="utf-8",
+        )
+        args = ["run", str(recipe), "--state", str(tmp_path / "mail.db"), "--concurrency", "1"]
+        # the server accepts the first mail; the process dies before journaling the answer
+        crashed = flowkit.run(args, extra={"FLOWKIT_CRASH_AT": "after_send:1"})
+        assert crashed.code == 137
+        assert len(catcher.messages) == 1
+        rerun = flowkit.run(args)
+        assert rerun.code == 0, rerun.stdout + rerun.stderr
+        subjects = sorted(m.subject for m in catcher.messages)
+        assert subjects == ["Receipt for ord_000", "Receipt for ord_000", "Receipt for ord_001"]
+        assert len(catcher.unique()) == 2
+        assert list(catcher.duplicates().values()) == [2]  # same Message-ID both times
