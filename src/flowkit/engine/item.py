@@ -106,14 +106,19 @@ class ItemRun:
         self.journal: dict[str, StepRecord] = {}
         self.steps_ctx: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, Outcome] = {}
+        self._ctx: dict[str, Any] | None = None
 
     # context --------------------------------------------------------------------------
     def context(self, **extra: Any) -> dict[str, Any]:
-        ctx = dict(self.scope.base_context)
-        ctx["item"] = self.record.data
-        ctx["steps"] = self.steps_ctx
+        """The expression context of this item (shared; `extra` makes a private copy)."""
+        ctx = self._ctx
+        if ctx is None:
+            ctx = self._ctx = dict(self.scope.base_context)
+            ctx["item"] = self.record.data
+            ctx["steps"] = self.steps_ctx
         ctx["__now__"] = self.scope.clock.now()
-        ctx.update(extra)
+        if extra:
+            ctx = {**ctx, **extra}
         return ctx
 
     def emit(self, kind: str, **kw: Any) -> None:
@@ -328,7 +333,7 @@ class ItemRun:
             return Outcome(record.status, record.output, attempts=record.attempts)
         bound = await scope.connections.bind(step.use, step.connection)
         action = bound.action
-        rendered = render_value(dict(step.with_), ctx)
+        rendered = render_value(step.with_, ctx)
         try:
             data = action.Input.model_validate(rendered)
         except ValidationError as exc:
@@ -439,9 +444,12 @@ class ItemRun:
     async def attempt(
         self, step: Step, bound: Bound, data: BaseModel, call: CallContext, attempt: int
     ) -> Any:
-        call = CallContext(call.idempotency_key, call.recipe, call.step, call.item_key, attempt)
+        if attempt != 1:
+            call = CallContext(call.idempotency_key, call.recipe, call.step, call.item_key, attempt)
         is_write = bound.action.effect is not Effect.READ
         try:
+            if bound.limit is None and step.timeout is None:
+                return await bound.action.run(bound.session, data, call)
             if bound.limit is not None:
                 async with bound.limit:
                     return await self._invoke(step, bound, data, call)
