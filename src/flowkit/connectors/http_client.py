@@ -36,7 +36,6 @@ import httpx
 from flowkit import __version__
 from flowkit.connectors.auth import TOKEN_REQUEST, FlowkitAuth
 from flowkit.connectors.base import Runtime
-from flowkit.connectors.http_transport import AiohttpTransport
 from flowkit.errors import ConnectorError, ErrorKind
 
 __all__ = [
@@ -245,7 +244,13 @@ class HttpClient:
         self._error_message = error_message or default_error_message
         self._classify = classify
         self._runtime = runtime
-        self._transport = transport or AiohttpTransport(max_connections=max_connections)
+        if transport is None:
+            # imported here: aiohttp costs ~0.1-0.3 s to import, and `flowkit validate` loads
+            # every connector module without ever sending a request
+            from flowkit.connectors.http_transport import AiohttpTransport
+
+            transport = AiohttpTransport(max_connections=max_connections)
+        self._transport = transport
         self._headers = httpx.Headers(
             {"User-Agent": f"flowkit/{__version__}", "Accept-Encoding": "gzip, deflate"}
         )
