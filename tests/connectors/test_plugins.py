@@ -224,3 +224,46 @@ def test_broken_plugin_does_not_break_help_or_other_commands(
 
 def test_listing_with_a_broken_plugin_exits_1(broken_runs: dict[str, Done]) -> None:
     assert broken_runs["list"].returncode == 1
+
+
+GREET_RECIPE = """\
+flowkit: 1
+name: greet-everyone
+connections:
+  greet:
+    with: {greeting: Hi, log_file: greetings.log}
+trigger:
+  use: greet.hello
+  with:
+    names: [Ann, Bob, Cy]
+    cursor: ${{ cursor }}
+  key: ${{ item.id }}
+  cursor: ${{ output.cursor }}
+steps:
+  - id: record
+    use: greet.record
+    with:
+      text: ${{ item.text }}
+"""
+
+
+def test_flowkit_run_executes_a_recipe_that_uses_the_pip_installed_plugin(
+    greet_site: Path, tmp_path: Path
+) -> None:
+    recipe = tmp_path / "greet.yaml"
+    recipe.write_text(GREET_RECIPE)
+    state = tmp_path / "state.db"
+    args = {
+        "validate": [str(FLOWKIT), "validate", str(recipe)],
+        "run": [str(FLOWKIT), "run", str(recipe), "--state", str(state)],
+    }
+    first = run_all({"validate": args["validate"]}, greet_site)["validate"]
+    assert first.returncode == 0, first.stdout + first.stderr
+    ran = run_all({"run": args["run"]}, greet_site)["run"]
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "3 new item(s) of 3 listed; 3 processed: 3 done" in ran.stdout
+    again = run_all({"run": args["run"]}, greet_site)["run"]
+    assert again.returncode == 0 and "0 new item(s)" in again.stdout
+    lines = (tmp_path / "greetings.log").read_text().splitlines()
+    # items run concurrently, so the order of the lines is not fixed; each is written once
+    assert sorted(line.split("\t")[-1] for line in lines) == ["Hi, Ann!", "Hi, Bob!", "Hi, Cy!"]
