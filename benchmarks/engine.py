@@ -49,6 +49,36 @@ steps:
 """
 
 
+async def floor(items: int, tmp: Path) -> float:
+    """The same calls and journal rows with no engine: call the no-op actions directly and
+    write every row in ONE SQLite transaction (WAL, synchronous=FULL). Unbeatable by design;
+    it tells how fast this machine is right now."""
+    import json
+    import sqlite3
+
+    from flowkit.connectors import noop
+    from flowkit.connectors.base import CallContext
+
+    write, notify = noop.connector.actions["write"], noop.connector.actions["notify"]
+    start = time.perf_counter()
+    rows = []
+    for n in range(1, items + 1):
+        call = CallContext(idempotency_key=f"k{n}")
+        a = await write.run(None, write.Input(data={"id": f"item-{n}", "n": n}), call)
+        b = await write.run(None, write.Input(data={"ref": a.id, "label": f"item {n}"}), call)
+        c = await notify.run(None, notify.Input(message=f"done item-{n}"), call)
+        for step, out in (("fetch", a), ("record", b), ("tell", c)):
+            rows.append((f"item-{n}", step, json.dumps(out.model_dump(mode="json"))))
+    db = sqlite3.connect(tmp / "floor.db")
+    db.execute("PRAGMA journal_mode=wal")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE j (item TEXT, step TEXT, output TEXT, PRIMARY KEY (item, step))")
+    with db:
+        db.executemany("INSERT INTO j VALUES (?, ?, ?)", rows)
+    db.close()
+    return time.perf_counter() - start
+
+
 async def main(items: int, concurrency: int) -> None:
     from flowkit.engine.runner import RunOptions, run_recipe
     from flowkit.recipe.loader import load_recipe
@@ -65,6 +95,7 @@ async def main(items: int, concurrency: int) -> None:
         elapsed = time.perf_counter() - start
         await store.close()
         size = (Path(tmp) / "state.db").stat().st_size
+        base = await floor(items, Path(tmp))
     assert summary.done == items, summary.as_dict()
     step_items = items * 3
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -80,6 +111,9 @@ async def main(items: int, concurrency: int) -> None:
     print(f"total:     {elapsed:.2f} s")
     print(f"per step-item: {elapsed / step_items * 1e6:.1f} us   (target <= 100 us)")
     print(f"peak RSS:  {peak_mb:.0f} MB   (target < 200 MB)")
+    print(f"floor:     {base / step_items * 1e6:.1f} us per step-item (direct calls + one "
+          f"transaction, no engine); flowkit = {elapsed / base:.1f}x the floor")
+    print(f"load avg:  {os.getloadavg()[0]:.1f} (other processes on this machine)")
 
 
 if __name__ == "__main__":
