@@ -338,8 +338,25 @@ async def test_every_attempt_is_recorded(harness: Harness) -> None:
         await store.close()
     tries = [(r.step_key, r.attempt, r.outcome, r.error_kind) for r in rows]
     assert tries == [
-        ("call", 0, "started", None),
         ("call", 1, "error", "transient"),
         ("call", 2, "error", "transient"),
         ("call", 3, "ok", None),
     ]
+
+
+async def test_a_write_without_idempotency_records_its_intent_first(harness: Harness) -> None:
+    path = harness.recipe("""\
+        flowkit: 1
+        name: intent
+        steps:
+          - id: tell
+            use: noop.notify
+            with: {message: hi}
+    """)
+    summary = await harness.run(path)
+    store = await harness.store()
+    try:
+        rows = await store.run_attempts(summary.run_id)
+    finally:
+        await store.close()
+    assert [(r.step_key, r.outcome) for r in rows] == [("tell", "started"), ("tell", "ok")]

@@ -1,10 +1,12 @@
 """One item's step graph, executed with the journal: the exactly-once core.
 
 For every step the journal (state store) is consulted first: a step already OK or SKIPPED is
-never repeated (its stored output is reused). A write is preceded by an intent record
-(STARTED, with its idempotency key and a fingerprint of its input), so a crash between sending
-and journaling is detected on the next run: the write is then repeated only with the same key
-when the action is idempotent, and otherwise reported as UNKNOWN for a human to check.
+never repeated (its stored output is reused). Every call carries an idempotency key derived
+from (recipe, item key, step key), so a crash between sending and journaling leads to a repeat
+under the SAME key, which an idempotent action (Stripe `Idempotency-Key`, QuickBooks
+`requestid`, a PUT of a stock level) absorbs. A write without idempotency is preceded by an
+intent record (STARTED, with the key and a fingerprint of its input): after a crash the next
+run finds it and reports the step UNKNOWN for a human to check, instead of sending it twice.
 """
 
 from __future__ import annotations
@@ -375,9 +377,13 @@ class ItemRun:
                 )
         policy = step.retry or DEFAULT_RETRY
         if is_write and not scope.dry_run:
-            await self.put(
-                step_key, Outcome(StepStatus.STARTED), idempotency_key=key, fingerprint=fp
-            )
+            if not action.retry_safe:
+                # Only a write that cannot be repeated safely needs an intent record: after a
+                # crash it tells "may have happened" from "never sent". An idempotent write is
+                # simply sent again under the same key (the API dedupes, or it is a PUT).
+                await self.put(
+                    step_key, Outcome(StepStatus.STARTED), idempotency_key=key, fingerprint=fp
+                )
             crashpoints.reached("before_send")
         try:
             output, attempts = await call_with_retry(
