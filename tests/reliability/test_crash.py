@@ -108,6 +108,7 @@ class Tally:
     duplicates: int = 0
     lost: int = 0
     runs: int = 0
+    resent: int = 0  # write requests repeated under their own key (replayed, or naturally safe)
     by_mode: dict[str, int] = field(default_factory=dict)
 
     def add(self, mode: str, verdicts: list[Verdict]) -> None:
@@ -118,12 +119,14 @@ class Tally:
         self.duplicates += sum(v.duplicates for v in verdicts)
         self.lost += sum(len(v.lost) for v in verdicts)
         self.runs += sum(len(v.runs) for v in verdicts)
+        self.resent += sum(v.writes - WRITES for v in verdicts)
 
     def line(self) -> str:
         modes = ", ".join(f"{k}={v}" for k, v in self.by_mode.items())
         return (
             f"crash test: kill points tried={self.kill_points} ({modes}), fired={self.fired}, "
             f"items={self.items} ({ITEMS} per kill point), flowkit runs={self.runs}, "
+            f"writes re-sent under their key={self.resent}, "
             f"duplicates found={self.duplicates}, lost found={self.lost}"
         )
 
