@@ -408,7 +408,7 @@ def test_write_without_idempotency_is_not_resent_after_an_unknown_outcome(
 
     # the re-run does not resend it: the item fails with an unknown outcome, the other is done
     rerun = flowkit.run(args, tag="rerun")
-    assert rerun.code in (1, 4), rerun.stderr
+    assert rerun.code == 4, rerun.stdout + rerun.stderr  # partial: the other order is done
     assert notes_for(first) == sent_before
     assert notes_for(second) == 1
     assert f"item={first} step=note UNKNOWN" in rerun.stdout
