@@ -504,3 +504,33 @@ def test_email_with_an_unknown_outcome_is_resent_under_the_same_message_id(
         assert subjects == ["Receipt for ord_000", "Receipt for ord_000", "Receipt for ord_001"]
         assert len(catcher.unique()) == 2
         assert list(catcher.duplicates().values()) == [2]  # same Message-ID both times
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="commit d6d8b31 (engine/item.py ItemRun.call, `if not action.retry_safe:` around the "
+    "STARTED put) journals no intent for idempotent writes, so the fingerprint guard a few "
+    "lines above it (`record.fingerprint != fp` -> CONFLICT) can no longer fire: after a "
+    "crash, an edited request is sent under the key of the unfinished one",
+)
+def test_an_edited_request_is_never_sent_under_the_key_of_an_unfinished_write(
+    shop: Shop, flowkit: Flowkit, tmp_path: Path
+) -> None:
+    world = shop.world("edited", orders=2)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(charge_recipe(world), encoding="utf-8")
+    args = ["run", str(recipe), "--state", str(tmp_path / "state.db"), "--concurrency", "1"]
+    # the first charge is applied by the server; the process dies before journaling it
+    assert flowkit.run(args, extra={"FLOWKIT_CRASH_AT": "after_send:1"}).code == 137
+    assert world.charges_per_order()["ord_000"] == 1
+    # someone edits the recipe before the next cron run
+    recipe.write_text(charge_recipe(world).replace("currency: eur", "currency: usd"), "utf-8")
+    rerun = flowkit.run(args, tag="after-edit")
+    charges_after_edit = [r.body for r in world.sent_by("after-edit") if r.path == "charges"]
+    # flowkit refuses instead of sending a different request under the same key: the Stripe
+    # semantics would answer idempotency_error, an API that does not compare parameters would
+    # replay the old charge as the answer to the new request, and a pruned key would charge again
+    assert world.idempotency_errors == 0
+    assert [b["order"] for b in charges_after_edit] == ["ord_001"]
+    assert rerun.code == 4, rerun.stdout + rerun.stderr
+    assert "different input under the same idempotency key" in rerun.stdout
