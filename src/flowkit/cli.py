@@ -159,8 +159,14 @@ def run(
         bool, typer.Option("--offline", help="With --dry-run: simulate reads too.")
     ] = False,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", min=1, help="Items processed at once.")
-    ] = 8,
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            help="Items processed at once (default: the recipe's `concurrency`, else 8).",
+        ),
+    ] = None,
     wait_lock: Annotated[
         float,
         typer.Option("--wait-lock", min=0, help="Wait this many seconds for another run."),
@@ -337,7 +343,12 @@ def test_cmd(
 
 @app.command()
 def quickstart(
-    state: StateOpt = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state", help="State store file (default: .flowkit/quickstart.db, made anew)."
+        ),
+    ] = None,
 ) -> None:
     """Start the sandbox, run the invoice recipe against it, and explain the result."""
     from flowkit.commands import quickstart as cmd

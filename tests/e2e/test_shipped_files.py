@@ -139,13 +139,6 @@ async def test_recipe_tests_pass(path: Path) -> None:
     assert all(r.passed for r in results), "\n".join(r.report() for r in results)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recipe/checks.py check_environment reports a `required: false` secret as 'not set' "
-    "under --check-env as soon as the recipe references it, while the engine "
-    "(runner._required_secrets) runs without it; so `flowkit validate --check-env` fails "
-    "invoice-on-payment wherever SLACK_WEBHOOK_URL is (legitimately) unset",
-)
 def test_check_env_accepts_an_unset_optional_secret(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -338,6 +338,7 @@ async def test_every_attempt_is_recorded(harness: Harness) -> None:
         await store.close()
     tries = [(r.step_key, r.attempt, r.outcome, r.error_kind) for r in rows]
     assert tries == [
+        ("call", 0, "started", None),
         ("call", 1, "error", "transient"),
         ("call", 2, "error", "transient"),
         ("call", 3, "ok", None),

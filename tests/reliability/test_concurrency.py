@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from .conftest import Flowkit, Shop, charge_recipe
 
 
@@ -34,12 +32,6 @@ def test_the_concurrency_option_bounds_items_in_flight(
     assert _max_in_flight(shop, flowkit, tmp_path, world.name, text, ["--concurrency", "2"]) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/flowkit/cli.py `run`: --concurrency defaults to 8, not None, so "
-    "RecipeRun.process (`options.concurrency or recipe.concurrency or 8`) never sees the "
-    "recipe's `concurrency:`",
-)
 def test_the_recipe_concurrency_applies_without_the_option(
     shop: Shop, flowkit: Flowkit, tmp_path: Path
 ) -> None:

@@ -437,12 +437,6 @@ def test_write_without_idempotency_is_not_resent_after_an_unknown_outcome(
     assert integrity(state) == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nothing marks a run killed mid-way: its runs row keeps status 'running' forever, "
-    "although base.py RunRecord documents a 'crashed' status and the next run, holding the "
-    "recipe lock, knows no earlier run of the recipe can still be alive",
-)
 def test_a_killed_run_is_not_left_running_in_the_history(
     shop: Shop, flowkit: Flowkit, tmp_path: Path
 ) -> None:
@@ -506,13 +500,6 @@ def test_email_with_an_unknown_outcome_is_resent_under_the_same_message_id(
         assert list(catcher.duplicates().values()) == [2]  # same Message-ID both times
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="commit d6d8b31 (engine/item.py ItemRun.call, `if not action.retry_safe:` around the "
-    "STARTED put) journals no intent for idempotent writes, so the fingerprint guard a few "
-    "lines above it (`record.fingerprint != fp` -> CONFLICT) can no longer fire: after a "
-    "crash, an edited request is sent under the key of the unfinished one",
-)
 def test_an_edited_request_is_never_sent_under_the_key_of_an_unfinished_write(
     shop: Shop, flowkit: Flowkit, tmp_path: Path
 ) -> None:

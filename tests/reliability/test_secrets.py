@@ -18,8 +18,6 @@ import textwrap
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-import pytest
-
 from .conftest import Flowkit, Result, Shop, World, integrity
 
 SECRET = "sk_live_SUPER+SECRET/VALUE123"  # `+` and `/` make the URL-encoded form differ
@@ -200,12 +198,6 @@ def test_a_known_secret_appears_in_no_output_and_not_in_the_database(
     assert body["auth_seen"] == "Bearer ***"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/item.py run_step reuses a journaled OK step's output as stored, i.e. masked "
-    "(item.py put(): output=redact.redact(...)); a later step of a resumed item then renders "
-    "'***' where an uninterrupted run renders the secret, and sends it to the API",
-)
 def test_a_resumed_item_never_sends_the_mask_in_place_of_a_value(
     shop: Shop, flowkit: Flowkit, tmp_path: Path
 ) -> None:

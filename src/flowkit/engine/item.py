@@ -4,9 +4,11 @@ For every step the journal (state store) is consulted first: a step already OK o
 never repeated (its stored output is reused). Every call carries an idempotency key derived
 from (recipe, item key, step key), so a crash between sending and journaling leads to a repeat
 under the SAME key, which an idempotent action (Stripe `Idempotency-Key`, QuickBooks
-`requestid`, a PUT of a stock level) absorbs. A write without idempotency is preceded by an
-intent record (STARTED, with the key and a fingerprint of its input): after a crash the next
-run finds it and reports the step UNKNOWN for a human to check, instead of sending it twice.
+`requestid`, a PUT of a stock level) absorbs. Writes other than naturally idempotent ones are
+preceded by an intent record (STARTED, with the key and a fingerprint of the input): after a
+crash the next run finds it and either repeats the write under the same key (only if the input
+is unchanged) or, for an action without idempotency, reports the step UNKNOWN for a human to
+check instead of sending it twice.
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
+MASKED_OUTPUT = "output stored with secrets masked"
+
+
 class StepError(Exception):
     """A step failed before or outside the connector call (bad input, expression, plugin)."""
 
@@ -137,15 +142,23 @@ class ItemRun:
     # journal ----------------------------------------------------------------------------
     async def put(self, step_key: str, outcome: Outcome, **kw: Any) -> None:
         assert self.scope.journal is not None
+        output = outcome.output
+        error = redact.redact_text(outcome.error) if outcome.error else None
+        if output is not None and redact.has_secrets():
+            masked = redact.redact(output)
+            if masked != output and outcome.status is StepStatus.OK:
+                # the stored output lost a secret: a resumed item must not render the mask
+                error = MASKED_OUTPUT
+            output = masked
         await self.scope.journal.put_step(
             self.scope.recipe.name,
             self.key,
             step_key,
             outcome.status,
             self.scope.clock.now(),
-            output=redact.redact(outcome.output),
+            output=output,
             attempts=outcome.attempts,
-            error=redact.redact_text(outcome.error) if outcome.error else None,
+            error=error,
             error_kind=outcome.kind.value if outcome.kind else None,
             **kw,
         )
@@ -232,7 +245,11 @@ class ItemRun:
     async def run_step(self, step: Step) -> Outcome:
         scope = self.scope
         record = self.journal.get(step.id)
-        if record is not None and record.status in (StepStatus.OK, StepStatus.SKIPPED):
+        if (
+            record is not None
+            and record.status in (StepStatus.OK, StepStatus.SKIPPED)
+            and not (record.error == MASKED_OUTPUT and step.use is not None)
+        ):
             self.emit("step", step=step.id, status="reused", data={"attempts": 0})
             return Outcome(record.status, record.output, attempts=record.attempts)
         deps = scope.graph.deps[step.id]
@@ -331,10 +348,14 @@ class ItemRun:
     ) -> Outcome:
         scope = self.scope
         assert step.use is not None
-        if record is not None and record.status in (StepStatus.OK, StepStatus.SKIPPED):
-            return Outcome(record.status, record.output, attempts=record.attempts)
         bound = await scope.connections.bind(step.use, step.connection)
         action = bound.action
+        if record is not None and record.status in (StepStatus.OK, StepStatus.SKIPPED):
+            # An output stored masked (it held a secret) is fetched again when that is safe:
+            # a read, or a write repeated under its idempotency key (the API replays it).
+            if not (record.error == MASKED_OUTPUT and action.retry_safe):
+                return Outcome(record.status, record.output, attempts=record.attempts)
+            record = None
         rendered = render_value(step.with_, ctx)
         try:
             data = action.Input.model_validate(rendered)
@@ -377,10 +398,11 @@ class ItemRun:
                 )
         policy = step.retry or DEFAULT_RETRY
         if is_write and not scope.dry_run:
-            if not action.retry_safe:
-                # Only a write that cannot be repeated safely needs an intent record: after a
-                # crash it tells "may have happened" from "never sent". An idempotent write is
-                # simply sent again under the same key (the API dedupes, or it is a PUT).
+            if action.idempotency is not Idempotency.NATURAL:
+                # The intent record (key + input fingerprint) lets the next run tell "may have
+                # happened" from "never sent" after a crash: a write without idempotency is then
+                # reported UNKNOWN, a keyed write is repeated under its key only if its input is
+                # unchanged. A naturally idempotent write (set a stock level) needs neither.
                 await self.put(
                     step_key, Outcome(StepStatus.STARTED), idempotency_key=key, fingerprint=fp
                 )

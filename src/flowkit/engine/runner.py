@@ -193,6 +193,8 @@ class RecipeRun:
             debug=opts.debug,
         )
         try:
+            if not opts.dry_run:
+                await self._close_crashed_runs()
             await self.store.start_run(
                 self.run_id, self.recipe.name, self.loaded.source_hash, clock.now()
             )
@@ -218,6 +220,15 @@ class RecipeRun:
         finally:
             await connections.close()
             lock.release()
+
+    async def _close_crashed_runs(self) -> None:
+        """Runs of this recipe still marked running were killed: we hold the lock, so none of
+        them can be alive. Mark them crashed so the history does not show them running."""
+        for run in await self.store.list_runs(self.recipe.name, 50):
+            if run.status == "running":
+                summary = dict(run.summary or {})
+                summary["note"] = "the process stopped before finishing (killed or crashed)"
+                await self.store.finish_run(run.id, "crashed", summary, self.options.clock.now())
 
     def _limit_reached(self) -> bool:
         limit = self.options.limit
