@@ -56,3 +56,18 @@ async def test_journal_batch_writes_steps_attempts_and_items(tmp_path: Path) -> 
         ]
     finally:
         await store.close()
+
+
+async def test_get_steps_many_returns_every_key(tmp_path: Path) -> None:
+    store = SqliteStateStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        await store.start_run("r1", "rec", "h", 1.0)
+        keys = [f"k{i}" for i in range(1200)]  # more than one chunk of 500
+        await store.admit_items("rec", [(k, {}) for k in keys], None, 1.0)
+        await store.journal("r1", [StepWrite("rec", "k7", "s", StepStatus.OK, 2.0, output=[1])], [])
+        many = await store.get_steps_many("rec", keys)
+        assert set(many) == set(keys)
+        assert many["k7"]["s"].output == [1] and many["k8"] == {}
+    finally:
+        await store.close()

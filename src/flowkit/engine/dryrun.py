@@ -129,6 +129,11 @@ class OverlayStore:
         real = await self.real.get_steps(recipe, item_key) if self.real else {}
         return {**real, **self.steps.get((recipe, item_key), {})}
 
+    async def get_steps_many(
+        self, recipe: str, item_keys: Sequence[str]
+    ) -> dict[str, dict[str, StepRecord]]:
+        return {key: await self.get_steps(recipe, key) for key in item_keys}
+
     async def put_step(
         self,
         run_id: str,

@@ -106,10 +106,13 @@ class StepError(Exception):
 
 
 class ItemRun:
-    def __init__(self, scope: RunScope, record: ItemRecord) -> None:
+    def __init__(
+        self, scope: RunScope, record: ItemRecord, journal: dict[str, StepRecord] | None = None
+    ) -> None:
         self.scope = scope
         self.record = record
         self.key = record.key
+        self._prefetched = journal
         self.journal: dict[str, StepRecord] = {}
         self.steps_ctx: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, Outcome] = {}
@@ -166,7 +169,10 @@ class ItemRun:
     # the graph --------------------------------------------------------------------------
     async def run(self) -> ItemResult:
         scope = self.scope
-        self.journal = await scope.store.get_steps(scope.recipe.name, self.key)
+        if self._prefetched is not None:
+            self.journal = self._prefetched
+        else:
+            self.journal = await scope.store.get_steps(scope.recipe.name, self.key)
         self.emit("item_started")
         graph = scope.graph
         done: set[str] = set()

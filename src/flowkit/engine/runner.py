@@ -243,8 +243,10 @@ class RecipeRun:
         self.processed.update(r.key for r in records)
         concurrency = self.options.concurrency or self.recipe.concurrency or 8
 
+        journals = await scope.store.get_steps_many(self.recipe.name, [r.key for r in records])
+
         async def work(record: ItemRecord) -> ItemResult:
-            return await ItemRun(scope, record).run()
+            return await ItemRun(scope, record, journals.pop(record.key, None)).run()
 
         results = await self.options.executor.run_all(records, work, concurrency)
         for result in results:

@@ -199,6 +199,12 @@ class StateStore(Protocol):
     # steps ---------------------------------------------------------------------------
     async def get_steps(self, recipe: str, item_key: str) -> dict[str, StepRecord]: ...
 
+    async def get_steps_many(
+        self, recipe: str, item_keys: Sequence[str]
+    ) -> dict[str, dict[str, StepRecord]]:
+        """`get_steps` for many items at once (every key present in the result)."""
+        ...
+
     async def put_step(
         self,
         run_id: str,

@@ -414,6 +414,28 @@ class SqliteStateStore:
         rows = await self._read(lambda c: ops.fetch(c, sql, (recipe, item_key)))
         return {r[2]: ops.step(r) for r in rows}
 
+    async def get_steps_many(
+        self, recipe: str, item_keys: Sequence[str]
+    ) -> dict[str, dict[str, StepRecord]]:
+        """The journals of many items in a few queries (chunks of 500 keys)."""
+        keys = list(item_keys)
+
+        def query(c: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            rows: list[tuple[Any, ...]] = []
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = (
+                    f"SELECT {ops.STEP_COLS} FROM steps WHERE recipe = ? AND item_key IN ({marks})"
+                )
+                rows.extend(ops.fetch(c, sql, (recipe, *chunk)))
+            return rows
+
+        out: dict[str, dict[str, StepRecord]] = {key: {} for key in keys}
+        for r in await self._read(query):
+            out[r[1]][r[2]] = ops.step(r)
+        return out
+
     async def put_step(
         self,
         run_id: str,
