@@ -83,9 +83,12 @@ class ItemResult:
     steps: dict[str, str] = field(default_factory=dict)
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def fingerprint(data: Any) -> str:
-    raw = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+    """A short hash of a request's canonical JSON, to detect an edited request on resume."""
+    return hashlib.sha256(_CANONICAL.encode(data).encode()).hexdigest()[:32]
 
 
 def _to_plain(value: Any) -> Any:
@@ -186,10 +189,16 @@ class ItemRun:
                 break
             for s in ready:
                 remaining.remove(s)
-            if len(ready) == 1:
-                results = [await self.run_step(scope.by_id[ready[0]])]
-            else:
-                results = await asyncio.gather(*(self.run_step(scope.by_id[s]) for s in ready))
+            # the first ready step runs in this task, the others in their own (cheaper than
+            # gather, which wraps every coroutine in a task)
+            others = [asyncio.ensure_future(self.run_step(scope.by_id[s])) for s in ready[1:]]
+            try:
+                first = await self.run_step(scope.by_id[ready[0]])
+            except BaseException:
+                for task in others:
+                    task.cancel()
+                raise
+            results = [first, *[await task for task in others]]
             for step_id, outcome in zip(ready, results, strict=True):
                 self.outcomes[step_id] = outcome
                 self.steps_ctx[step_id] = {
