@@ -9,6 +9,7 @@ for a new server. A world is a tiny order/payment API that records everything it
   PUT  /w/<name>/orders/<id>/status            naturally idempotent (replace the status)
   POST /w/<name>/notes                         no idempotency: every request is a new note
   POST /w/<name>/echo                          answers the JSON body back (secrets test)
+  GET  /w/<name>/whoami                        answers the Authorization header back
   POST /w/<name>/reject                        400 whose message quotes the body (secrets test)
 
 Charges follow https://docs.stripe.com/api/idempotent_requests: the first request with an
@@ -129,6 +130,11 @@ class World:
         with self.lock:
             return [r for r in self.requests if r.tag == tag]
 
+    def forget_keys(self) -> None:
+        """What Stripe does to keys older than 24 hours: prune them."""
+        with self.lock:
+            self.stored.clear()
+
     def charges_per_order(self) -> dict[str, int]:
         with self.lock:
             counts = {o["id"]: 0 for o in self.orders}
@@ -226,6 +232,7 @@ class Shop:
         app.router.add_put("/w/{world}/orders/{order}/status", self.put_status)
         app.router.add_post("/w/{world}/notes", self.create_note)
         app.router.add_post("/w/{world}/echo", self.echo)
+        app.router.add_get("/w/{world}/whoami", self.whoami)
         app.router.add_post("/w/{world}/reject", self.reject)
         return app
 
@@ -297,6 +304,7 @@ class Shop:
                     "order": body["order"],
                     "amount": body["amount"],
                     "status": "succeeded",
+                    "metadata": body.get("metadata", {}),
                 }
                 world.applied.append(Applied("charge", str(body["order"]), key, body, charge_id))
                 if key is not None:
@@ -342,6 +350,11 @@ class Shop:
         return _answer(
             entry, 200, {"echo": body, "auth_seen": request.headers.get("Authorization")}
         )
+
+    async def whoami(self, request: web.Request) -> web.Response:
+        world = await self._world(request)
+        entry = world.record(request, "whoami", None)
+        return _answer(entry, 200, {"auth_seen": request.headers.get("Authorization")})
 
     async def reject(self, request: web.Request) -> web.Response:
         world = await self._world(request)

@@ -18,7 +18,9 @@ import textwrap
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-from .conftest import Flowkit, Result, Shop, World, integrity
+import pytest
+
+from .conftest import Flowkit, Result, Shop, World, integrity, store_rows
 
 SECRET = "sk_live_SUPER+SECRET/VALUE123"  # `+` and `/` make the URL-encoded form differ
 RECIPE = "secret-orders"
@@ -198,27 +200,104 @@ def test_a_known_secret_appears_in_no_output_and_not_in_the_database(
     assert body["auth_seen"] == "Bearer ***"
 
 
+@pytest.mark.parametrize(
+    "first",
+    [
+        "http.post_idempotent",
+        "http.get",
+        pytest.param(
+            "http.post",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="engine/item.py ItemRun.call: a journaled output stored masked "
+                "(error == MASKED_OUTPUT) is re-fetched only when action.retry_safe; for a "
+                "write without idempotency the masked output is reused and the next step "
+                "sends '***' instead of failing",
+            ),
+        ),
+    ],
+)
 def test_a_resumed_item_never_sends_the_mask_in_place_of_a_value(
-    shop: Shop, flowkit: Flowkit, tmp_path: Path
+    shop: Shop, flowkit: Flowkit, tmp_path: Path, first: str
 ) -> None:
-    world = shop.world("secret-resume", orders=1)
+    """A step's output is journaled masked. When a crash separates it from a later step that
+    uses it, the resumed item must send what an uninterrupted run sends, or refuse; never the
+    mask `***` in place of the value."""
+    world = shop.world(f"secret-resume-{first}", orders=1)
     recipe = tmp_path / "recipe.yaml"
     text = secret_recipe(world, fail=False).split("  - id: reject", 1)[0]
-    # a second step that sends on what the first one returned (the echoed note)
+    if first == "http.get":  # a read whose answer carries the secret (the auth header)
+        text = text.split("  - id: echo", 1)[0] + (
+            "  - id: echo\n    use: http.get\n    connection: shop\n    with: {path: whoami}\n"
+        )
+        source, expected = "steps.echo.output.body.auth_seen", f"Bearer {SECRET}"
+    else:
+        text = text.replace("use: http.post_idempotent", f"use: {first}", 1)
+        source = "steps.echo.output.body.echo.note"
+        expected = f"token is {SECRET} for ord_000"  # what an uninterrupted run sends
+    # a second step that sends on what the first one returned
     text += (
         "  - id: again\n"
         "    use: http.post_idempotent\n"
         "    connection: shop\n"
         "    with:\n"
         "      path: echo\n"
-        '      json: {again: "${{ steps.echo.output.body.echo.note }}"}\n'
+        f'      json: {{again: "${{{{ {source} }}}}"}}\n'
+    )
+    recipe.write_text(text, encoding="utf-8")
+    flowkit.env["SHOP_TOKEN"] = SECRET
+    state = tmp_path / "state.db"
+    args = ["run", str(recipe), "--state", str(state)]
+    # the first run dies right after journaling the first step; the second resumes the item
+    assert flowkit.run(args, extra={"FLOWKIT_CRASH_AT": "after_journal:1"}).code == 137
+    rerun = flowkit.run(args)
+    again = [r.body["again"] for r in world.writes() if r.body and "again" in r.body]
+    assert "***" not in " ".join(again), again
+    if again:
+        assert again == [expected]
+        assert rerun.code == 0, rerun.stdout + rerun.stderr
+    else:  # refusing is acceptable: the item fails and says why
+        assert rerun.code == 1, rerun.stdout + rerun.stderr
+        assert store_rows(state, "SELECT status FROM items") == [("failed",)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/item.py ItemRun.call re-sends a COMPLETED keyed write whose output was "
+    "stored masked (error == MASKED_OUTPUT) to get its output back; once the provider has "
+    "pruned the key (Stripe: after 24 h, e.g. an item resumed after a `wait`), that is a "
+    "second charge",
+)
+def test_a_completed_charge_is_not_sent_again_to_recover_a_masked_output(
+    shop: Shop, flowkit: Flowkit, tmp_path: Path
+) -> None:
+    world = shop.world("secret-refetch", orders=1)
+    recipe = tmp_path / "recipe.yaml"
+    text = secret_recipe(world, fail=False).split("  - id: echo", 1)[0]
+    text += (
+        "  - id: charge\n"
+        "    use: http.post_idempotent\n"
+        "    connection: shop\n"
+        "    with:\n"
+        "      path: charges\n"
+        "      json:\n"
+        "        order: ${{ item.id }}\n"
+        "        amount: ${{ item.amount }}\n"
+        '        metadata: {note: "${{ secrets.SHOP_TOKEN }}"}\n'
+        "  - id: mark_paid\n"
+        "    use: http.put\n"
+        "    connection: shop\n"
+        "    with:\n"
+        "      path: orders/${{ item.id }}/status\n"
+        "      json: {status: paid, charge: '${{ steps.charge.output.body.id }}',"
+        " note: '${{ steps.charge.output.body.metadata.note }}'}\n"
     )
     recipe.write_text(text, encoding="utf-8")
     flowkit.env["SHOP_TOKEN"] = SECRET
     args = ["run", str(recipe), "--state", str(tmp_path / "state.db")]
-    # the first run dies right after journaling the echo step; the second resumes the item
+    # the charge completes and is journaled (its output, which holds the secret, masked)
     assert flowkit.run(args, extra={"FLOWKIT_CRASH_AT": "after_journal:1"}).code == 137
-    assert flowkit.run(args).code == 0
-    again = [r.body for r in world.writes() if r.body and "again" in r.body]
-    assert len(again) == 1
-    assert again[0]["again"] == f"token is {SECRET} for ord_000"  # what a clean run sends
+    assert world.charges_per_order() == {"ord_000": 1}
+    world.forget_keys()  # the item is resumed after the provider's key window
+    flowkit.run(args)
+    assert world.charges_per_order() == {"ord_000": 1}
