@@ -1,7 +1,7 @@
 """Concurrency limits, seen from the server: how many requests of one run were in flight at once.
 
-The crash test depends on these (its kill points assume a known number of items in flight),
-and they were found wrong while building it: see the xfail below.
+The crash test depends on these (its kill points assume a known number of items in flight).
+The recipe's `concurrency:` was ignored (the option defaulted to 8) until commit 4086895.
 """
 
 from __future__ import annotations
