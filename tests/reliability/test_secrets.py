@@ -205,16 +205,7 @@ def test_a_known_secret_appears_in_no_output_and_not_in_the_database(
     [
         "http.post_idempotent",
         "http.get",
-        pytest.param(
-            "http.post",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="engine/item.py ItemRun.call: a journaled output stored masked "
-                "(error == MASKED_OUTPUT) is re-fetched only when action.retry_safe; for a "
-                "write without idempotency the masked output is reused and the next step "
-                "sends '***' instead of failing",
-            ),
-        ),
+        "http.post",
     ],
 )
 def test_a_resumed_item_never_sends_the_mask_in_place_of_a_value(
@@ -261,13 +252,6 @@ def test_a_resumed_item_never_sends_the_mask_in_place_of_a_value(
         assert store_rows(state, "SELECT status FROM items") == [("failed",)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/item.py ItemRun.call re-sends a COMPLETED keyed write whose output was "
-    "stored masked (error == MASKED_OUTPUT) to get its output back; once the provider has "
-    "pruned the key (Stripe: after 24 h, e.g. an item resumed after a `wait`), that is a "
-    "second charge",
-)
 def test_a_completed_charge_is_not_sent_again_to_recover_a_masked_output(
     shop: Shop, flowkit: Flowkit, tmp_path: Path
 ) -> None:

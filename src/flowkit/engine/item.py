@@ -120,6 +120,7 @@ class ItemRun:
         self.steps_ctx: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, Outcome] = {}
         self._ctx: dict[str, Any] | None = None
+        self.masked: set[str] = set()  # reused steps whose stored output lost a secret
 
     # context --------------------------------------------------------------------------
     def context(self, **extra: Any) -> dict[str, Any]:
@@ -366,12 +367,24 @@ class ItemRun:
         bound = await scope.connections.bind(step.use, step.connection)
         action = bound.action
         if record is not None and record.status in (StepStatus.OK, StepStatus.SKIPPED):
-            # An output stored masked (it held a secret) is fetched again when that is safe:
-            # a read, or a write repeated under its idempotency key (the API replays it).
-            if not (record.error == MASKED_OUTPUT and action.retry_safe):
+            # An output stored masked (it held a secret) is read again when that is safe (a
+            # read). A completed write is never repeated: its masked output is reused, and a
+            # step whose input would carry the mask fails instead of sending it.
+            if not (record.error == MASKED_OUTPUT and action.effect is Effect.READ):
+                if record.error == MASKED_OUTPUT:
+                    self.masked.add(step_key.split("[", 1)[0])
                 return Outcome(record.status, record.output, attempts=record.attempts)
             record = None
         rendered = render_value(step.with_, ctx)
+        if self.masked and redact.MASK in _CANONICAL.encode(rendered):
+            names = ", ".join(sorted(self.masked))
+            raise StepError(
+                f"input would contain '{redact.MASK}': it uses the output of {names}, which "
+                "held a secret and was stored masked, so it cannot be restored after the run "
+                "that produced it stopped; retry the item to run it from the start of its "
+                "unfinished steps, or keep secrets out of step outputs",
+                ErrorKind.PERMANENT,
+            )
         try:
             data = action.Input.model_validate(rendered)
         except ValidationError as exc:
