@@ -9,6 +9,9 @@ the GIL nor the event loop with the clients) and answers each JSON POST after th
 given in the query string. Each client sends `--requests` POSTs from `--concurrency` workers
 (so that many are in flight) over keep-alive connections:
 
+  recipe    a whole flowkit run (in-process): 1,000 items, each one journaled idempotent POST;
+            the connection allows `--concurrency` requests in flight, the recipe twice as many
+            items (so that items waiting on a journal commit do not leave the pipe empty)
   flowkit   HttpClient with AiohttpTransport (max_connections = concurrency)
   raw       HTTP/1.1 written by hand on asyncio streams, one connection per worker
   aiohttp   plain aiohttp ClientSession (connector limit = concurrency), for reference
@@ -110,6 +113,66 @@ def flowkit_runner(port: int) -> Runner:
                 assert data["ok"] is True
 
             await run_workers(concurrency, total, one)
+
+    return run
+
+
+RECIPE = """\
+flowkit: 1
+name: http-bench
+concurrency: {items_in_flight}
+connections:
+  api:
+    connector: http
+    concurrency: {concurrency}
+    with: {{base_url: "http://127.0.0.1:{port}", max_connections: {concurrency},
+           idempotency_header: Idempotency-Key}}
+trigger:
+  use: noop.read
+  with: {{items: {total}}}
+  key: ${{{{ item.id }}}}
+steps:
+  - id: post
+    use: http.post_idempotent
+    connection: api
+    with:
+      path: /work
+      query: {{latency: "{latency}"}}
+      json: {{sku: "${{{{ item.id }}}}", stock: "${{{{ item.n }}}}", note: benchmark}}
+"""
+
+
+def recipe_runner(port: int) -> Runner:
+    """A whole `flowkit run` in-process: a recipe whose items each POST once, journaled in a
+    fresh SQLite state file (WAL, synchronous=FULL) like a real run."""
+
+    async def run(total: int, concurrency: int, latency: float) -> None:
+        import tempfile
+
+        from flowkit.engine.runner import RunOptions, run_recipe
+        from flowkit.recipe.loader import load_recipe
+        from flowkit.state.sqlite import SqliteStateStore
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bench.yaml"
+            # twice as many items as requests in flight: while some items wait for their
+            # journal commit, others keep the connection's `concurrency` requests in flight
+            text = RECIPE.format(
+                port=port,
+                total=total,
+                concurrency=concurrency,
+                latency=latency,
+                items_in_flight=2 * concurrency,
+            )
+            path.write_text(text)
+            loaded = load_recipe(path)
+            store = SqliteStateStore(Path(tmp) / "state.db")
+            await store.open()
+            try:
+                summary = await run_recipe(loaded, store, RunOptions())
+            finally:
+                await store.close()
+            assert summary.done == total, summary.as_dict()
 
     return run
 
@@ -251,6 +314,7 @@ def main() -> None:
     try:
         floor = n * lat / c
         clients = {
+            "recipe": recipe_runner(port),
             "flowkit": flowkit_runner(port),
             "raw": raw_runner(port),
             "aiohttp": aiohttp_runner(port),
@@ -263,7 +327,12 @@ def main() -> None:
         def cpu(name: str) -> str:
             return f"client CPU {no_latency[name][1] / n * 1e6:.0f} us/request"
 
+        recipe_lat, recipe_zero = with_latency["recipe"][0], no_latency["recipe"][0]
         print(f"\nwith {lat * 1000:.0f} ms latency (floor {floor:.2f} s):")
+        print(
+            f"  recipe  {recipe_lat:.3f} s  = {recipe_lat / floor:.2f}x floor (target <= 1.3x), "
+            f"{recipe_lat / raw_lat:.2f}x raw  [flowkit run: {n} items, 1 journaled POST each]"
+        )
         print(
             f"  flowkit {flowkit_lat:.3f} s  = {flowkit_lat / floor:.2f}x floor (target <= 1.3x), "
             f"{flowkit_lat / raw_lat:.2f}x raw"
@@ -271,6 +340,7 @@ def main() -> None:
         print(f"  raw     {raw_lat:.3f} s  = {raw_lat / floor:.2f}x floor")
         print(f"  aiohttp {aio_lat:.3f} s  = {aio_lat / floor:.2f}x floor (reference)")
         print("with no latency:")
+        print(f"  recipe  {recipe_zero:.3f} s  = {recipe_zero / raw_zero:.2f}x raw (target <= 3x)")
         print(
             f"  flowkit {flowkit_zero:.3f} s  = {flowkit_zero / raw_zero:.2f}x raw (target <= 3x); "
             + cpu("flowkit")
