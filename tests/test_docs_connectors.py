@@ -225,6 +225,51 @@ def test_the_pages_own_test_passes(package_dir: Path, tmp_path: Path) -> None:
     assert re.search(r"\b4 passed\b", done.stdout), done.stdout
 
 
+def test_installed_as_a_plugin_it_is_listed_as_the_page_shows(package_dir: Path) -> None:
+    """A dist-info with the page's entry point (what `pip install` writes) on PYTHONPATH."""
+    info = package_dir / "flowkit_helpdesk-0.1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: flowkit-helpdesk\nVersion: 0.1.0\n"
+    )
+    entry = re.search(r'\[project\.entry-points\."flowkit\.connectors"\]\n(.+)\n', DOC.read_text())
+    assert entry is not None and entry.group(1) == 'helpdesk = "flowkit_helpdesk:connector"'
+    (info / "entry_points.txt").write_text(
+        "[flowkit.connectors]\nhelpdesk = flowkit_helpdesk:connector\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(package_dir), "COLUMNS": "200", "NO_COLOR": "1"}
+
+    def flowkit(*args: str, code: int = 0) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "flowkit", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == code, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    listed = [line for line in flowkit("connectors").splitlines() if line.startswith("helpdesk")]
+    console = DOC.read_text().split("$ flowkit connectors\n", 1)[1].split("```", 1)[0]
+    assert listed == [line for line in console.splitlines() if line.startswith("helpdesk")]
+    settings = flowkit("connectors", "show", "helpdesk")
+    assert re.search(r"api_key\s+str \(secret\)", settings), settings
+    assert "flowkit-helpdesk 0.1.0" in settings
+
+    recipe = re.search(
+        r"<!-- example: helpdesk-recipe -->\n```yaml\n(.*?)```", DOC.read_text(), re.S
+    )
+    assert recipe is not None
+    path = package_dir / "failed-payment-tickets.yaml"
+    path.write_text(recipe.group(1))
+    flowkit("validate", str(path))  # exit 0: the inputs match the action's models
+    path.write_text(recipe.group(1).replace("priority: high", "priority: hihg"))
+    assert "steps[0].with.priority: Input should be" in flowkit("validate", str(path), code=1)
+    path.write_text(recipe.group(1).replace("priority: high", "colour: red"))
+    assert "colour" in flowkit("validate", str(path), code=1)
+
+
 def test_the_example_satisfies_the_contract(helpdesk: ModuleType) -> None:
     connector = helpdesk.connector
     assert check_connector(connector) == []
