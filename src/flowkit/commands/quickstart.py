@@ -105,14 +105,8 @@ def _remove_state(path: Path) -> bool:
 
 def _choose_state(state: Path | None) -> tuple[Path, bool] | None:
     """(path, is_default), or None after an error message."""
-    from_env = os.environ.get("FLOWKIT_STATE")
-    if state is not None and from_env and Path(from_env).expanduser() == Path(state).expanduser():
-        # The CLI fills --state from FLOWKIT_STATE: a production store must not get demo runs.
-        _say(
-            f"Note: FLOWKIT_STATE is set; the quickstart keeps its demo state apart, in "
-            f"{DEFAULT_STATE} (choose another file with --state)."
-        )
-        state = None
+    # `--state` of `flowkit quickstart` does not read FLOWKIT_STATE (see cli.py): a
+    # production store never gets demo runs.
     if state is None or Path(state).expanduser().resolve() == DEFAULT_STATE.resolve():
         return DEFAULT_STATE, True
     path = Path(state).expanduser()

@@ -121,6 +121,7 @@ class ItemRun:
         self.outcomes: dict[str, Outcome] = {}
         self._ctx: dict[str, Any] | None = None
         self.masked: set[str] = set()  # reused steps whose stored output lost a secret
+        self.pending: list[asyncio.Future[None]] = []  # queued journal changes
 
     # context --------------------------------------------------------------------------
     def context(self, **extra: Any) -> dict[str, Any]:
@@ -147,7 +148,20 @@ class ItemRun:
         )
 
     # journal ----------------------------------------------------------------------------
+    async def settle(self) -> None:
+        """Wait until every journal change this item queued is durable."""
+        while self.pending:
+            pending, self.pending = self.pending, []
+            await asyncio.gather(*pending)
+
     async def put(self, step_key: str, outcome: Outcome, **kw: Any) -> None:
+        """Queue a journal change for this item (durable by the next `settle`).
+
+        Nothing with an effect happens before a settle: a write settles (its dependencies'
+        outcomes and its own intent) before sending, and the item settles before it is
+        marked finished, so "journaled before the next step acts" holds while a step's
+        outcome and the next step's intent share one transaction.
+        """
         assert self.scope.journal is not None
         output = outcome.output
         error = redact.redact_text(outcome.error) if outcome.error else None
@@ -157,17 +171,19 @@ class ItemRun:
                 # the stored output lost a secret: a resumed item must not render the mask
                 error = MASKED_OUTPUT
             output = masked
-        await self.scope.journal.put_step(
-            self.scope.recipe.name,
-            self.key,
-            step_key,
-            outcome.status,
-            self.scope.clock.now(),
-            output=output,
-            attempts=outcome.attempts,
-            error=error,
-            error_kind=outcome.kind.value if outcome.kind else None,
-            **kw,
+        self.pending.append(
+            self.scope.journal.enqueue_step(
+                self.scope.recipe.name,
+                self.key,
+                step_key,
+                outcome.status,
+                self.scope.clock.now(),
+                output=output,
+                attempts=outcome.attempts,
+                error=error,
+                error_kind=outcome.kind.value if outcome.kind else None,
+                **kw,
+            )
         )
 
     # the graph --------------------------------------------------------------------------
@@ -233,22 +249,33 @@ class ItemRun:
         if failed:
             step_id, outcome = failed[0]
             error = f"step {step_id}: {outcome.error}"
-            await scope.journal.set_item(  # type: ignore[union-attr]
-                scope.recipe.name, self.key, ItemStatus.FAILED, now, error=redact.redact_text(error)
+            self.pending.append(
+                scope.journal.enqueue_item(  # type: ignore[union-attr]
+                    scope.recipe.name,
+                    self.key,
+                    ItemStatus.FAILED,
+                    now,
+                    error=redact.redact_text(error),
+                )
             )
             result = ItemResult(self.key, ItemStatus.FAILED, error=error, steps=statuses)
             await self.run_hooks(step_id, outcome)
         elif waiting:
             wake_at = min(w for w in waiting if w is not None)
-            await scope.journal.set_item(  # type: ignore[union-attr]
-                scope.recipe.name, self.key, ItemStatus.WAITING, now, wake_at=wake_at
+            self.pending.append(
+                scope.journal.enqueue_item(  # type: ignore[union-attr]
+                    scope.recipe.name, self.key, ItemStatus.WAITING, now, wake_at=wake_at
+                )
             )
             result = ItemResult(self.key, ItemStatus.WAITING, wake_at=wake_at, steps=statuses)
         else:
-            await scope.journal.set_item(  # type: ignore[union-attr]
-                scope.recipe.name, self.key, ItemStatus.DONE, now
+            self.pending.append(
+                scope.journal.enqueue_item(  # type: ignore[union-attr]
+                    scope.recipe.name, self.key, ItemStatus.DONE, now
+                )
             )
             result = ItemResult(self.key, ItemStatus.DONE, steps=statuses)
+        await self.settle()
         self.emit(
             "item_finished",
             status=result.status.value,
@@ -434,6 +461,7 @@ class ItemRun:
                 await self.put(
                     step_key, Outcome(StepStatus.STARTED), idempotency_key=key, fingerprint=fp
                 )
+            await self.settle()
             crashpoints.reached("before_send")
         try:
             output, attempts = await call_with_retry(
@@ -465,7 +493,9 @@ class ItemRun:
             await self.put(
                 step_key, outcome, idempotency_key=key if is_write else None, fingerprint=fp
             )
-            crashpoints.reached("after_journal")
+            if crashpoints.active:
+                await self.settle()
+                crashpoints.reached("after_journal")
         self.emit("step", step=step_key, status="ok", data={"attempts": attempts})
         return outcome
 

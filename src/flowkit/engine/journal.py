@@ -1,9 +1,11 @@
 """Coalesce journal writes: every step or item change made in one event-loop tick becomes one
 `StateStore.journal` call (one transaction, one queued operation).
 
-Each caller still awaits its own change being durable, so "journaled before the next step
-starts" holds; many items reaching a step boundary together share the cost. The items of a
-run resume together when a commit lands, so their next writes fall into the same tick.
+Callers either await a change (`put_step`, `set_item`) or queue it and await the returned
+future later (`enqueue_step`, `enqueue_item`): the engine lets a step's outcome and the next
+step's intent share one transaction, and awaits both before that next step sends anything.
+Many items reaching a step boundary together share the cost. The items of a run resume
+together when a commit lands, so their next writes fall into the same tick.
 """
 
 from __future__ import annotations
@@ -33,13 +35,42 @@ class Journal:
         now: float,
         **fields: Any,
     ) -> None:
+        await self.enqueue_step(recipe, item_key, step_key, status, now, **fields)
+
+    def enqueue_step(
+        self,
+        recipe: str,
+        item_key: str,
+        step_key: str,
+        status: StepStatus,
+        now: float,
+        **fields: Any,
+    ) -> asyncio.Future[None]:
+        """Queue a step change; the returned future resolves once it is durable."""
         if not self._batched:
-            await self.store.put_step(
-                self.run_id, recipe, item_key, step_key, status, now, **fields
+            return asyncio.ensure_future(
+                self.store.put_step(self.run_id, recipe, item_key, step_key, status, now, **fields)
             )
-            return
         self._steps.append(StepWrite(recipe, item_key, step_key, status, now, **fields))
-        await self._wait()
+        return self._future()
+
+    def enqueue_item(
+        self,
+        recipe: str,
+        key: str,
+        status: ItemStatus,
+        now: float,
+        *,
+        wake_at: float | None = None,
+        error: str | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue an item status change; the returned future resolves once it is durable."""
+        if not self._batched:
+            return asyncio.ensure_future(
+                self.store.set_item(recipe, key, status, now, wake_at=wake_at, error=error)
+            )
+        self._items.append(ItemWrite(recipe, key, status, now, wake_at, error))
+        return self._future()
 
     def record_attempt(
         self, recipe: str, item_key: str, step_key: str, now: float, **fields: Any
@@ -70,11 +101,13 @@ class Journal:
         await self._wait()
 
     async def _wait(self) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        await self._future()
+
+    def _future(self) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         self._schedule()
-        await future
+        return future
 
     def _schedule(self) -> None:
         if not self._scheduled:
