@@ -149,10 +149,20 @@ class ItemRun:
 
     # journal ----------------------------------------------------------------------------
     async def settle(self) -> None:
-        """Wait until every journal change this item queued is durable."""
-        while self.pending:
-            pending, self.pending = self.pending, []
-            await asyncio.gather(*pending)
+        """Wait until every journal change this item queued so far is durable.
+
+        Several steps of an item may settle at once: each waits for all queued changes
+        (shared futures), never only for those no other step is already waiting on.
+        """
+        while True:
+            waiting = [f for f in self.pending if not f.done()]
+            if not waiting:
+                break
+            await asyncio.wait(waiting)
+        done, self.pending = self.pending, []
+        for future in done:
+            if not future.cancelled() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
 
     async def put(self, step_key: str, outcome: Outcome, **kw: Any) -> None:
         """Queue a journal change for this item (durable by the next `settle`).
