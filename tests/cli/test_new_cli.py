@@ -221,3 +221,12 @@ def test_new_connector_refuses_bad_names_builtins_and_existing_dirs(
     assert new.new_connector("mine", directory=tmp_path, force=True) == 0
     assert (tmp_path / "flowkit-mine" / "notes.txt").read_text() == "x"
     assert (tmp_path / "flowkit-mine" / "pyproject.toml").exists()
+
+
+def test_inventory_template_brings_its_sample_data(tmp_path: Path) -> None:
+    from flowkit.commands.new import new_recipe
+
+    assert new_recipe("stock", template="inventory-sync", directory=tmp_path, force=False) == 0
+    sample = tmp_path / "data" / "warehouse-stock.csv"
+    shipped = Path(__file__).resolve().parents[2] / "recipes" / "data" / "warehouse-stock.csv"
+    assert sample.read_bytes() == shipped.read_bytes()

@@ -140,15 +140,34 @@ def new_recipe(
         directory.mkdir(parents=True, exist_ok=True)
         recipe_path.write_text(recipe_text, encoding="utf-8")
         test_path.write_text(test_text, encoding="utf-8")
+        samples = _copy_sample_data(recipe_text, directory)
     except OSError as exc:
         _error(f"cannot write to {directory}: {exc.strerror or exc}")
         return ExitCode.FAILED
     print(f"Created {recipe_path} and {test_path} from the template '{template}'.")
+    for sample in samples:
+        print(f"Also created {sample}, sample data the recipe reads by default.")
     secrets = _secret_names(recipe_text)
     if secrets:
         print(f"It reads these secrets from the environment or .env: {', '.join(secrets)}.")
     print(f"Next: edit it, then `flowkit validate {recipe_path}` and `flowkit test {test_path}`.")
     return ExitCode.OK
+
+
+def _copy_sample_data(recipe_text: str, directory: Path) -> list[Path]:
+    """Copy the template's sample data files the recipe names (e.g. data/warehouse-stock.csv)
+    next to it, unless a file of that name is already there."""
+    folder = _templates() / "recipes" / "data"
+    copied: list[Path] = []
+    if not folder.is_dir():
+        return copied
+    for sample in sorted(folder.iterdir(), key=lambda entry: entry.name):
+        target = directory / "data" / sample.name
+        if f"data/{sample.name}" in recipe_text and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(sample.read_bytes())
+            copied.append(target)
+    return copied
 
 
 def _secret_names(text: str) -> list[str]:

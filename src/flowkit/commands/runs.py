@@ -69,7 +69,7 @@ def show_run(run_id: str, *, state: Path | None) -> int:
     rows = []
     for (item, step), records in sorted(by_step.items()):
         last = records[-1]
-        tries = len([x for x in records if x.outcome != "started"])
+        tries = len([x for x in records if x.outcome not in ("started", "skipped", "waiting")])
         rows.append([item, step, last.outcome, str(tries), (last.error or "")[:120]])
     if rows:
         print()
