@@ -6,6 +6,9 @@ future later (`enqueue_step`, `enqueue_item`): the engine lets a step's outcome 
 step's intent share one transaction, and awaits both before that next step sends anything.
 Many items reaching a step boundary together share the cost. The items of a run resume
 together when a commit lands, so their next writes fall into the same tick.
+
+All changes queued in one tick share ONE future (the batch's): a caller waits for it without
+cancelling it (`asyncio.wait`, `asyncio.shield`), since other callers wait on it too.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ class Journal:
         self.run_id = run_id
         self._steps: list[StepWrite] = []
         self._items: list[ItemWrite] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._scheduled = False
+        # resolves when the batch built in this tick is durable
+        self._batch: asyncio.Future[None] | None = None
         self._batched = hasattr(store, "journal")
 
     async def put_step(
@@ -35,7 +38,7 @@ class Journal:
         now: float,
         **fields: Any,
     ) -> None:
-        await self.enqueue_step(recipe, item_key, step_key, status, now, **fields)
+        await asyncio.shield(self.enqueue_step(recipe, item_key, step_key, status, now, **fields))
 
     def enqueue_step(
         self,
@@ -101,36 +104,34 @@ class Journal:
         await self._wait()
 
     async def _wait(self) -> None:
-        await self._future()
+        await asyncio.shield(self._future())
 
     def _future(self) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
-        self._schedule()
-        return future
+        """The future of the batch being built in this tick (one for all its changes)."""
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = asyncio.get_running_loop().create_future()
+            batch.get_loop().call_soon(self._flush)
+        return batch
 
     def _schedule(self) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        self._future()
 
     def _flush(self) -> None:
         steps, self._steps = self._steps, []
         items, self._items = self._items, []
-        waiters, self._waiters = self._waiters, []
-        self._scheduled = False
+        batch, self._batch = self._batch, None
+        assert batch is not None
         task = asyncio.ensure_future(self.store.journal(self.run_id, steps, items))
 
         def settle(done: asyncio.Future[None]) -> None:
-            exc = None if done.cancelled() else done.exception()
-            for waiter in waiters:
-                if waiter.done():
-                    continue
-                if done.cancelled():
-                    waiter.cancel()
-                elif exc is not None:
-                    waiter.set_exception(exc)
-                else:
-                    waiter.set_result(None)
+            if batch.done():  # cancelled by a caller that awaited it directly
+                return
+            if done.cancelled():
+                batch.cancel()
+            elif (exc := done.exception()) is not None:
+                batch.set_exception(exc)
+            else:
+                batch.set_result(None)
 
         task.add_done_callback(settle)
