@@ -33,9 +33,10 @@ from flowkit.engine.events import Event, Listener
 from flowkit.engine.journal import Journal
 from flowkit.engine.retry import DEFAULT_RETRY, call_with_retry
 from flowkit.errors import ConnectorError, ErrorKind, ExpressionError, FlowkitError, PluginError
-from flowkit.expressions import compile_template, render_value
+from flowkit.expressions import compile_template
+from flowkit.expressions.template import Render, compile_value
 from flowkit.graph import StepGraph
-from flowkit.recipe.models import OnError, Recipe, Step
+from flowkit.recipe.models import OnError, Recipe, Retry, Step
 from flowkit.state.base import ItemRecord, ItemStatus, StateStore, StepRecord, StepStatus
 
 
@@ -57,6 +58,7 @@ class RunScope:
     debug: Callable[[str], None] = lambda _line: None
     by_id: dict[str, Step] = field(default_factory=dict)
     journal: Journal | None = None
+    plans: dict[int, StepPlan] = field(default_factory=dict)  # by id() of the step or hook
 
     def __post_init__(self) -> None:
         self.by_id = {step.id: step for step in self.recipe.steps}
@@ -64,7 +66,20 @@ class RunScope:
             self.journal = Journal(self.store, self.run_id)
 
 
-@dataclass
+@dataclass(slots=True)
+class StepPlan:
+    """What a step's calls share within a run, worked out at its first call: the bound
+    action, its compiled `with:` and the journal flags, so each call does only its own work."""
+
+    bound: Bound
+    render: Render  # the step's `with:`, compiled
+    is_write: bool
+    intent: bool  # a write without natural idempotency: journal an intent before sending
+    policy: Retry
+    direct: bool  # no connection limit and no timeout: call the action as it is
+
+
+@dataclass(slots=True)
 class Outcome:
     status: StepStatus
     output: Any = None
@@ -425,8 +440,10 @@ class ItemRun:
         self, step: Step, step_key: str, ctx: Mapping[str, Any], record: StepRecord | None
     ) -> Outcome:
         scope = self.scope
-        assert step.use is not None
-        bound = await scope.connections.bind(step.use, step.connection)
+        plan = scope.plans.get(id(step))
+        if plan is None:
+            plan = await self.plan(step)
+        bound = plan.bound
         action = bound.action
         if record is not None and record.status in (StepStatus.OK, StepStatus.SKIPPED):
             # An output stored masked (it held a secret) is read again when that is safe (a
@@ -437,7 +454,7 @@ class ItemRun:
                     self.masked.add(step_key.split("[", 1)[0])
                 return Outcome(record.status, record.output, attempts=record.attempts)
             record = None
-        rendered = render_value(step.with_, ctx)
+        rendered = plan.render(ctx)
         if self.masked and redact.MASK in _CANONICAL.encode(rendered):
             names = ", ".join(sorted(self.masked))
             raise StepError(
@@ -457,7 +474,7 @@ class ItemRun:
         call = CallContext(
             idempotency_key=key, recipe=scope.recipe.name, step=step_key, item_key=self.key
         )
-        is_write = action.effect is not Effect.READ
+        is_write = plan.is_write
         if scope.dry_run and (is_write or scope.offline):
             return await self.simulate(step, step_key, bound, data, call)
         fp = fingerprint(rendered) if is_write else None
@@ -486,9 +503,9 @@ class ItemRun:
                     "key (was the recipe edited?); refusing to send a different request",
                     ErrorKind.CONFLICT,
                 )
-        policy = step.retry or DEFAULT_RETRY
+        policy = plan.policy
         if is_write and not scope.dry_run:
-            if action.idempotency is not Idempotency.NATURAL:
+            if plan.intent:
                 # The intent record (key + input fingerprint) lets the next run tell "may have
                 # happened" from "never sent" after a crash: a write without idempotency is then
                 # reported UNKNOWN, a keyed write is repeated under its key only if its input is
@@ -500,7 +517,7 @@ class ItemRun:
             crashpoints.reached("before_send")
         try:
             output, attempts = await call_with_retry(
-                lambda attempt: self.attempt(step, bound, data, call, attempt),
+                lambda attempt: self.attempt(step, plan, data, call, attempt),
                 policy=policy,
                 clock=scope.clock,
                 may_retry=lambda exc: self.may_retry(bound, exc, policy.unsafe_writes),
@@ -534,6 +551,22 @@ class ItemRun:
         self.emit("step", step=step_key, status="ok", data={"attempts": attempts})
         return outcome
 
+    async def plan(self, step: Step) -> StepPlan:
+        assert step.use is not None
+        bound = await self.scope.connections.bind(step.use, step.connection)
+        action = bound.action
+        is_write = action.effect is not Effect.READ
+        plan = StepPlan(
+            bound=bound,
+            render=compile_value(step.with_),
+            is_write=is_write,
+            intent=is_write and action.idempotency is not Idempotency.NATURAL,
+            policy=step.retry or DEFAULT_RETRY,
+            direct=bound.limit is None and step.timeout is None,
+        )
+        self.scope.plans[id(step)] = plan
+        return plan
+
     def retried(self, step_key: str, attempt: int, exc: ConnectorError, delay: float) -> None:
         assert self.scope.journal is not None
         if not self.scope.dry_run:
@@ -563,13 +596,14 @@ class ItemRun:
         )
 
     async def attempt(
-        self, step: Step, bound: Bound, data: BaseModel, call: CallContext, attempt: int
+        self, step: Step, plan: StepPlan, data: BaseModel, call: CallContext, attempt: int
     ) -> Any:
         if attempt != 1:
             call = CallContext(call.idempotency_key, call.recipe, call.step, call.item_key, attempt)
-        is_write = bound.action.effect is not Effect.READ
+        bound = plan.bound
+        is_write = plan.is_write
         try:
-            if bound.limit is None and step.timeout is None:
+            if plan.direct:
                 return await bound.action.run(bound.session, data, call)
             if bound.limit is not None:
                 async with bound.limit:

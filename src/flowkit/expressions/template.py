@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flowkit.errors import ExpressionError
@@ -168,6 +168,32 @@ def render_value(value: Any, ctx: Mapping[str, Any]) -> Any:
     if isinstance(value, tuple):
         return [render_value(item, ctx) for item in value]
     return value
+
+
+Render = Callable[[Mapping[str, Any]], Any]
+
+
+def compile_value(value: Any) -> Render:
+    """`render_value` compiled: a function of the context that renders `value` the same way.
+
+    The walk over `value` (types, `${{` checks, template look-ups) happens once, here; each
+    call only evaluates the expressions and builds fresh dicts and lists. Constants are
+    returned as they are, like `render_value` does.
+    """
+    t = type(value)
+    if t is str:
+        if "${{" not in value:
+            return lambda _ctx: value
+        return compile_template(value).render
+    if t is dict or (not isinstance(value, str) and isinstance(value, Mapping)):
+        pairs = tuple((k, compile_value(item)) for k, item in value.items())
+        return lambda ctx: {k: render(ctx) for k, render in pairs}
+    if t is list or isinstance(value, tuple):
+        fns = tuple(compile_value(item) for item in value)
+        return lambda ctx: [render(ctx) for render in fns]
+    if isinstance(value, str):
+        return compile_value(str(value))
+    return lambda _ctx: value
 
 
 def _collect(value: Any, path: tuple[str | int, ...], out: list[Any]) -> None:
