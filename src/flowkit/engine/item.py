@@ -515,15 +515,21 @@ class ItemRun:
                 )
             await self.settle()
             crashpoints.reached("before_send")
+        started = scope.clock.now()
         try:
-            output, attempts = await call_with_retry(
-                lambda attempt: self.attempt(step, plan, data, call, attempt),
-                policy=policy,
-                clock=scope.clock,
-                may_retry=lambda exc: self.may_retry(bound, exc, policy.unsafe_writes),
-                on_retry=lambda n, exc, delay: self.retried(step_key, n, exc, delay),
-                rng=scope.rng,
-            )
+            try:  # most calls succeed at once: no retry machinery unless the first one fails
+                output, attempts = await self.attempt(step, plan, data, call, 1), 1
+            except ConnectorError as first:
+                output, attempts = await call_with_retry(
+                    lambda attempt: self.attempt(step, plan, data, call, attempt),
+                    policy=policy,
+                    clock=scope.clock,
+                    may_retry=lambda exc: self.may_retry(bound, exc, policy.unsafe_writes),
+                    on_retry=lambda n, exc, delay: self.retried(step_key, n, exc, delay),
+                    rng=scope.rng,
+                    first_error=first,
+                    start=started,
+                )
         except ConnectorError as exc:
             unknown = is_write and exc.maybe_sent and not action.retry_safe
             status = StepStatus.UNKNOWN if unknown else StepStatus.FAILED

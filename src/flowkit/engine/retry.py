@@ -58,12 +58,16 @@ async def call_with_retry(
     may_retry: Callable[[ConnectorError], bool],
     on_retry: Callable[[int, ConnectorError, float], None],
     rng: random.Random | None = None,
+    first_error: ConnectorError | None = None,
+    start: float | None = None,
 ) -> tuple[T, int]:
     """Call `fn(attempt)` until it succeeds or the policy gives up; returns (result, attempts).
 
-    Raises the last ConnectorError when giving up; other exceptions are not retried.
+    Raises the last ConnectorError when giving up; other exceptions are not retried. A caller
+    that made the first attempt itself passes its error as `first_error` (and the time it
+    started as `start`, for the deadline): the retries go on from attempt 2.
     """
-    start = clock.now()
+    start = clock.now() if start is None else start
     attempts = 0
 
     def should_retry(exc: BaseException) -> bool:
@@ -71,12 +75,13 @@ async def call_with_retry(
 
     # Fast path: most calls succeed at once, and building a tenacity controller costs more
     # than a no-op action. Only a retryable first failure hands over to tenacity.
-    try:
-        return await fn(1), 1
-    except ConnectorError as exc:
-        if policy.attempts <= 1 or not should_retry(exc):
-            raise
-        first_error = exc
+    if first_error is None:
+        try:
+            return await fn(1), 1
+        except ConnectorError as exc:
+            first_error = exc
+    if policy.attempts <= 1 or not should_retry(first_error):
+        raise first_error
     rng = rng or random.Random()
 
     def wait(state: RetryCallState) -> float:
@@ -101,9 +106,11 @@ async def call_with_retry(
         reraise=True,
     )
 
+    failed_first: ConnectorError = first_error
+
     async def replay_first_then_call(number: int) -> T:
         if number == 1:
-            raise first_error
+            raise failed_first
         return await fn(number)
 
     async for attempt in retrying:

@@ -481,8 +481,9 @@ class SqliteStateStore:
         """Many put_step and set_item changes in one transaction (one queued operation)."""
         step_rows = []
         attempt_rows = []
+        row_values = ops.STEP_ROW_VALUES  # keyed by StepStatus, a str enum: plain text works too
         for w in steps:
-            value, outcome = ops.STEP_ROW_VALUES[StepStatus(w.status)]
+            value, outcome = row_values[w.status]
             err = None if w.error is None else ops.text(w.error)
             out = None if w.output is None else ops.dumps(w.output)
             if not w.attempt_only:
