@@ -29,7 +29,7 @@ from flowkit.connectors.base import CallContext, Change, Effect, Idempotency, id
 from flowkit.engine import crashpoints
 from flowkit.engine.clock import Clock
 from flowkit.engine.connections import Bound, Connections
-from flowkit.engine.events import Event, Listener
+from flowkit.engine.events import Event, Listener, ignore
 from flowkit.engine.journal import Journal
 from flowkit.engine.retry import DEFAULT_RETRY, call_with_retry
 from flowkit.errors import ConnectorError, ErrorKind, ExpressionError, FlowkitError, PluginError
@@ -170,7 +170,10 @@ class ItemRun:
         return ctx
 
     def emit(self, kind: str, **kw: Any) -> None:
-        self.scope.listener(
+        listener = self.scope.listener
+        if listener is ignore:  # nobody listens (a library run): build no event
+            return
+        listener(
             Event(
                 kind=kind,
                 recipe=self.scope.recipe.name,

@@ -209,7 +209,8 @@ class RecipeRun:
             clock=clock,
             run_id=self.run_id,
             base_context=base,
-            listener=self._listener,
+            # plan events (counted by _listener) only happen in dry runs
+            listener=self._listener if opts.dry_run else opts.listener,
             dry_run=opts.dry_run,
             offline=opts.offline,
             rng=random.Random(opts.seed),

@@ -143,6 +143,42 @@ def w_put_step(
         raise StateError(f"cannot journal step '{step_key}': {what}") from None
 
 
+def _rows_sql(single: str, width: int, count: int) -> str:
+    """`single` (an INSERT of one row) made to insert `count` rows in one statement."""
+    one = "(" + ", ".join("?" * width) + ")"
+    head, sep, tail = single.partition(one)
+    assert sep, single
+    return head + ", ".join([one] * count) + tail
+
+
+CHUNK = 64  # rows per statement: 640 parameters, under SQLite's oldest limit (999)
+
+
+def insert_many(c: sqlite3.Connection, single: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert `rows` in few statements rather than one per row.
+
+    The writer thread takes the GIL back after every row SQLite steps through; while the
+    event loop is busy each take can wait for a switch interval. A multi-row VALUES is
+    applied in order, so an upsert of one key twice in a statement ends as two would.
+    """
+    if len(rows) == 1:
+        c.execute(single, rows[0])
+        return
+    width = len(rows[0])
+    full, rest = divmod(len(rows), CHUNK)
+    if full:
+        sql = _rows_sql(single, width, CHUNK)
+        c.executemany(
+            sql,
+            [
+                [v for row in rows[i : i + CHUNK] for v in row]
+                for i in range(0, full * CHUNK, CHUNK)
+            ],
+        )
+    if rest:
+        c.execute(_rows_sql(single, width, rest), [v for row in rows[full * CHUNK :] for v in row])
+
+
 def w_journal(
     step_rows: list[tuple[Any, ...]],
     attempt_rows: list[tuple[Any, ...]],
@@ -151,9 +187,9 @@ def w_journal(
 ) -> None:
     try:
         if step_rows:
-            c.executemany(PUT_STEP, step_rows)
+            insert_many(c, PUT_STEP, step_rows)
         if attempt_rows:
-            c.executemany(PUT_ATTEMPT, attempt_rows)
+            insert_many(c, PUT_ATTEMPT, attempt_rows)
     except sqlite3.IntegrityError:
         raise StateError(
             "cannot journal steps: an item was never admitted or the run was never started"
