@@ -462,3 +462,16 @@ def test_unsupported_version(registry: Registry) -> None:
 )
 def test_render_path(path: tuple[str | int, ...], text: str) -> None:
     assert render_path(path) == text
+
+
+def test_check_env_accepts_an_env_variable_with_a_default(registry: Registry) -> None:
+    body = """\
+steps:
+  - id: a
+    use: demo.send
+    with: {to: "${{ env.SENDER ?? 'shop@example.com' }}", subject: "${{ env.TOPIC }}"}
+"""
+    problems = check(registry, body, check_env=True, env={"DEMO_KEY": "k"})
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "steps[0].with.subject: environment variable TOPIC is not set"
+    ]

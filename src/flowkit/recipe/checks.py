@@ -148,6 +148,7 @@ class _Checker:
         self.connectors: dict[str, Connector | None] = {}
         self.secret_uses: dict[str, tuple[YamlPath, int]] = {}
         self.env_uses: dict[str, tuple[YamlPath, int]] = {}
+        self.env_with_fallback: set[str] = set()  # `env.X ?? default`: may stay unset
         self.unconnected: set[str] = set()
 
     def run(self) -> None:
@@ -495,6 +496,8 @@ class _Checker:
                 self.report.at_offset(where, exc.offset, exc.message, exc.hint, rule="expression")
                 continue
             for ref in template.references():
+                if ref.root == "env" and _has_fallback(text, ref):
+                    self.env_with_fallback.add(str(ref.path[0]) if ref.path else "")
                 self.check_reference(ref, scope, where)
 
     def check_reference(self, ref: Reference, scope: _Scope, path: YamlPath) -> None:
@@ -656,7 +659,7 @@ class _Checker:
                 rule="env",
             )
         for name, (path, offset) in self.env_uses.items():
-            if name not in self.env:
+            if name not in self.env and name not in self.env_with_fallback:
                 self.report.at_offset(
                     path,
                     offset,
@@ -664,6 +667,17 @@ class _Checker:
                     "set it in the environment or in a .env file (see `--env-file`)",
                     rule="env",
                 )
+
+
+_FALLBACK = re.compile(r"\s*(\?\?|\|\|)")
+
+
+def _has_fallback(text: str, ref: Reference) -> bool:
+    """Whether `env.NAME` is directly followed by `??` or `||` (a default for an unset one)."""
+    head = f"{ref.root}." + ".".join(str(p) for p in ref.path[:1])
+    if not text.startswith(head, ref.offset):
+        return False
+    return _FALLBACK.match(text, ref.offset + len(head)) is not None
 
 
 def _list_element(annotation: Any) -> Any:
