@@ -28,6 +28,7 @@ import json as jsonlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -212,6 +213,16 @@ def _encode_params(params: Any) -> str:
     return urlencode(pairs)
 
 
+_NOTHING: frozenset[str] = frozenset()
+_JSON_TYPE = (b"Content-Type", b"content-type", b"application/json")
+
+
+def _raw(headers: httpx.Headers) -> list[tuple[bytes, bytes, bytes]]:
+    """httpx's own normalised form of headers: (name, lower-case name, value) as bytes. Handing
+    it to a new `httpx.Headers` saves encoding the same default headers for every request."""
+    return headers._list
+
+
 def _describe(request: httpx.Request) -> str:
     return f"{request.method} {request.url.path or '/'}"
 
@@ -255,10 +266,11 @@ class HttpClient:
             {"User-Agent": f"flowkit/{__version__}", "Accept-Encoding": "gzip, deflate"}
         )
         self._headers.update(headers or {})
-        self._header_pairs = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in self._headers.raw
+        # (lower-case name, httpx's (name, lower-case name, value) bytes) of each default header
+        self._header_items = [
+            (lower.decode("latin-1"), (k, lower, v)) for k, lower, v in _raw(self._headers)
         ]
-        self._default = {k.lower() for k, _ in self._header_pairs}
+        self._default = {name for name, _ in self._header_items}
         self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": None}
         self._secrets: list[str] = []
         self._base = str(self.base_url) if self.base_url.scheme else ""
@@ -321,20 +333,27 @@ class HttpClient:
             content_type = "application/json"
         body = content.encode() if isinstance(content, str) else (content or b"")
         # The headers httpx would add (Host, Content-Length) are set here so the request can
-        # be built from a ready stream: a quarter of the cost of httpx encoding the body.
-        pairs = [("Host", target.netloc.decode("ascii")), *self._header_pairs]
-        given = {k.lower() for k in headers} if headers else set()
+        # be built from a ready stream: a quarter of the cost of httpx encoding the body. The
+        # default headers were normalised by httpx once, in __init__; the caller's are here.
+        host = (b"Host", b"host", target.netloc)
         if headers:
-            pairs = [(k, v) for k, v in pairs if k.lower() not in given]
-            pairs.extend(headers.items())
+            given: AbstractSet[str] = {k.lower() for k in headers}
+            fields = [host, *(f for name, f in self._header_items if name not in given)]
+            fields.extend(_raw(httpx.Headers(headers)))
+        else:
+            given = _NOTHING
+            fields = [host, *(f for _, f in self._header_items)]
         if content_type and "content-type" not in given and "content-type" not in self._default:
-            pairs.append(("Content-Type", content_type))
+            fields.append(_JSON_TYPE)
         if "content-length" not in given and (body or method in _BODY_METHODS):
-            pairs.append(("Content-Length", str(len(body))))
+            length = str(len(body)).encode("ascii")
+            fields.append((b"Content-Length", b"content-length", length))
+        ready = httpx.Headers()
+        ready._list = fields
         request = httpx.Request(
             method,
             target,
-            headers=pairs,
+            headers=ready,
             stream=httpx.ByteStream(body),
             extensions={"timeout": self._timeouts},
         )
