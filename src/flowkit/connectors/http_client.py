@@ -223,6 +223,25 @@ def _raw(headers: httpx.Headers) -> list[tuple[bytes, bytes, bytes]]:
     return headers._list
 
 
+def _silent(_line: str) -> None:
+    return None
+
+
+def _listens(debug: Callable[[str], None]) -> bool:
+    """False for a debug callback that does nothing (the host's `lambda _line: None` when debug
+    output is off): the client then neither formats nor masks a line per request for it."""
+    code = getattr(debug, "__code__", None)
+    if code is None or getattr(debug, "__self__", None) is not None:
+        return True  # a bound method or another callable object: assume it listens
+    reference = _silent.__code__
+    return not (
+        code.co_code == reference.co_code
+        and code.co_consts in ((None,), ())
+        and not code.co_names
+        and code.co_argcount == 1
+    )
+
+
 def _describe(request: httpx.Request) -> str:
     return f"{request.method} {request.url.path or '/'}"
 
@@ -278,7 +297,7 @@ class HttpClient:
             self._base += "/"
         self._urls: dict[str, httpx.URL] = {}
         self._queries: dict[tuple[tuple[Any, type, Any], ...], str] = {}
-        self._debug = runtime.debug if runtime is not None else None
+        self._debug = runtime.debug if runtime is not None and _listens(runtime.debug) else None
         if isinstance(auth, FlowkitAuth):
             auth.attach(self.add_secret)
 

@@ -81,7 +81,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._get_session()
-        body = await request.aread()
+        try:
+            body = request.content
+        except httpx.RequestNotRead:
+            body = await request.aread()
         timeout = self._timeout(request.extensions.get("timeout"))
         headers = CIMultiDict(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
