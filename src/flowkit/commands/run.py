@@ -25,6 +25,7 @@ def run(
     debug: bool = False,
 ) -> int:
     from flowkit import redact
+    from flowkit.connectors.base import no_debug
     from flowkit.console import RunConsole
     from flowkit.engine.clock import clock_from_env
     from flowkit.engine.environment import load_environment, parse_var_overrides
@@ -76,7 +77,7 @@ def run(
                 env=env,
                 clock=clock_from_env(),
                 listener=console,
-                debug=debug_line,
+                debug=debug_line if debug else no_debug,
             )
             console.start()
             summary = await run_recipe(

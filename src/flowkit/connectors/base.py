@@ -47,6 +47,7 @@ __all__ = [
     "NoSettings",
     "Output",
     "Runtime",
+    "no_debug",
     "simulate_output",
 ]
 
@@ -101,6 +102,11 @@ class KeyValueStore(Protocol):
     async def set(self, key: str, value: str) -> None: ...
 
 
+def no_debug(_line: str) -> None:
+    """The debug callback when debug output is off (connectors may skip formatting lines)."""
+    return None
+
+
 @dataclass
 class Runtime:
     """What a connector session may use from its host (handed to `Connector.open`).
@@ -113,7 +119,7 @@ class Runtime:
     connection: str
     kv: KeyValueStore
     register_secret: Callable[[str], None] = lambda _value: None
-    debug: Callable[[str], None] = lambda _line: None
+    debug: Callable[[str], None] = no_debug
     base_dir: str = "."  # the recipe's directory: relative file paths resolve against it
 
 

@@ -36,7 +36,7 @@ import httpx
 
 from flowkit import __version__
 from flowkit.connectors.auth import TOKEN_REQUEST, FlowkitAuth
-from flowkit.connectors.base import Runtime
+from flowkit.connectors.base import Runtime, no_debug
 from flowkit.errors import ConnectorError, ErrorKind
 
 __all__ = [
@@ -223,23 +223,10 @@ def _raw(headers: httpx.Headers) -> list[tuple[bytes, bytes, bytes]]:
     return headers._list
 
 
-def _silent(_line: str) -> None:
-    return None
-
-
 def _listens(debug: Callable[[str], None]) -> bool:
-    """False for a debug callback that does nothing (the host's `lambda _line: None` when debug
-    output is off): the client then neither formats nor masks a line per request for it."""
-    code = getattr(debug, "__code__", None)
-    if code is None or getattr(debug, "__self__", None) is not None:
-        return True  # a bound method or another callable object: assume it listens
-    reference = _silent.__code__
-    return not (
-        code.co_code == reference.co_code
-        and code.co_consts in ((None,), ())
-        and not code.co_names
-        and code.co_argcount == 1
-    )
+    """False when debug output is off (`base.no_debug`): the client then neither formats nor
+    masks a line per request."""
+    return debug is not no_debug
 
 
 def _describe(request: httpx.Request) -> str:

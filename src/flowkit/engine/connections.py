@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from flowkit import redact
-from flowkit.connectors.base import Action, Connector, Runtime
+from flowkit.connectors.base import Action, Connector, Runtime, no_debug
 from flowkit.connectors.registry import Registry
 from flowkit.errors import PluginError, UsageError
 from flowkit.expressions import render_value
@@ -121,7 +121,7 @@ class Connections:
                 connection=name,
                 kv=StoreKV(self._store, f"{self._recipe.name}:{name}"),
                 register_secret=redact.register,
-                debug=self._debug or (lambda _line: None),
+                debug=self._debug or no_debug,
                 base_dir=str(self._base_dir),
             )
             session = await connector.open(settings, runtime)

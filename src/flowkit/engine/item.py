@@ -25,7 +25,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from flowkit import redact
-from flowkit.connectors.base import CallContext, Change, Effect, Idempotency, idempotency_key
+from flowkit.connectors.base import (
+    CallContext,
+    Change,
+    Effect,
+    Idempotency,
+    idempotency_key,
+    no_debug,
+)
 from flowkit.engine import crashpoints
 from flowkit.engine.clock import Clock
 from flowkit.engine.connections import Bound, Connections
@@ -55,7 +62,7 @@ class RunScope:
     dry_run: bool = False
     offline: bool = False
     rng: random.Random = field(default_factory=random.Random)
-    debug: Callable[[str], None] = lambda _line: None
+    debug: Callable[[str], None] = no_debug
     by_id: dict[str, Step] = field(default_factory=dict)
     journal: Journal | None = None
     plans: dict[int, StepPlan] = field(default_factory=dict)  # by id() of the step or hook

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from flowkit import redact
-from flowkit.connectors.base import CallContext, idempotency_key
+from flowkit.connectors.base import CallContext, idempotency_key, no_debug
 from flowkit.connectors.registry import Registry, default_registry
 from flowkit.engine import crashpoints
 from flowkit.engine.clock import Clock, SystemClock
@@ -61,7 +61,7 @@ class RunOptions:
     registry: Registry | None = None
     listener: Listener = ignore
     executor: Executor = field(default_factory=LocalExecutor)
-    debug: Callable[[str], None] = lambda _line: None
+    debug: Callable[[str], None] = no_debug
     seed: int | None = None
 
 
