@@ -604,12 +604,8 @@ class ItemRun:
         )
 
     def may_retry(self, bound: Bound, exc: ConnectorError, unsafe: bool) -> bool:
-        return (
-            bound.action.effect is Effect.READ
-            or not exc.maybe_sent
-            or bound.action.retry_safe
-            or unsafe
-        )
+        # retry_safe covers reads and idempotent writes
+        return not exc.maybe_sent or bound.action.retry_safe or unsafe
 
     async def attempt(
         self, step: Step, plan: StepPlan, data: BaseModel, call: CallContext, attempt: int

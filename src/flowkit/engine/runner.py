@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from flowkit import redact
@@ -119,16 +118,24 @@ def referenced_secrets(loaded: LoadedRecipe) -> set[str]:
     return names
 
 
-def _required_secrets(loaded: LoadedRecipe, env: Mapping[str, str]) -> dict[str, str]:
-    names = referenced_secrets(loaded)
-    optional = {
+def optional_secrets(loaded: LoadedRecipe) -> set[str]:
+    """Secrets declared `required: false`: a run goes on without them."""
+    return {
         name
         for name, spec in loaded.recipe.secrets.items()
         if spec is not None and not isinstance(spec, str) and not spec.required
     }
-    present = {n for n in optional if env.get(n)}
-    values = resolve_secrets(names - optional, env)
-    values.update(resolve_secrets(present, env))
+
+
+def required_secrets(loaded: LoadedRecipe) -> set[str]:
+    """Secrets a run cannot start without: referenced or declared, and not optional."""
+    return referenced_secrets(loaded) - optional_secrets(loaded)
+
+
+def _secret_values(loaded: LoadedRecipe, env: Mapping[str, str]) -> dict[str, str]:
+    """The required secrets (a missing one is a usage error) and the optional ones that are set."""
+    values = resolve_secrets(required_secrets(loaded), env)
+    values.update(resolve_secrets({n for n in optional_secrets(loaded) if env.get(n)}, env))
     return values
 
 
@@ -180,7 +187,7 @@ class RecipeRun:
         opts = self.options
         clock = opts.clock
         env = dict(opts.env)
-        secrets = _required_secrets(self.loaded, env)
+        secrets = _secret_values(self.loaded, env)
         run_ctx = {
             "id": self.run_id,
             "started_at": clock.now(),
@@ -379,7 +386,3 @@ class RecipeRun:
 
 async def run_recipe(loaded: LoadedRecipe, store: StateStore, options: RunOptions) -> RunSummary:
     return await RecipeRun(loaded, store, options).execute()
-
-
-def recipe_dir(loaded: LoadedRecipe) -> Path:
-    return loaded.path.parent

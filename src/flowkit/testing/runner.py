@@ -16,7 +16,6 @@ from flowkit.connectors.base import (
 )
 from flowkit.connectors.registry import Registry, default_registry
 from flowkit.errors import FlowkitError
-from flowkit.recipe.loader import LoadedRecipe
 from flowkit.recipe.yamlload import YamlPath
 from flowkit.state.base import ItemStatus
 from flowkit.testing.fixtures import (
@@ -80,7 +79,7 @@ async def arun_test_file(
 async def _run_case(test_file: TestFile, index: int, registry: Registry) -> TestResult:
     from flowkit.engine.clock import FakeClock
     from flowkit.engine.events import Event
-    from flowkit.engine.runner import RunOptions, RunSummary, referenced_secrets, run_recipe
+    from flowkit.engine.runner import RunOptions, RunSummary, required_secrets, run_recipe
     from flowkit.state.sqlite import SqliteStateStore
 
     spec, case = test_file.spec, test_file.spec.tests[index]
@@ -91,7 +90,7 @@ async def _run_case(test_file: TestFile, index: int, registry: Registry) -> Test
     clock = FakeClock(parse_now(case.now))
     responder = _MockResponder(test_file, clock.now)
     fixtures = fixture_registry(used_connectors(loaded, registry), responder)
-    env = {name: f"test-{name}" for name in _required_secrets(loaded, referenced_secrets)}
+    env = {name: f"test-{name}" for name in required_secrets(loaded)}
     env.update(spec.env)
     env.update(case.env)
     runs = case.runs or [RunSpec()]
@@ -158,16 +157,6 @@ async def _run_case(test_file: TestFile, index: int, registry: Registry) -> Test
     result.calls = responder.calls
     result.duration = time.perf_counter() - started
     return result
-
-
-def _required_secrets(loaded: LoadedRecipe, referenced: Any) -> set[str]:
-    """Secrets the recipe needs; optional ones stay unset unless the test sets them."""
-    optional = {
-        name
-        for name, spec in loaded.recipe.secrets.items()
-        if spec is not None and not isinstance(spec, str) and not spec.required
-    }
-    return set(referenced(loaded)) - optional
 
 
 async def _seed(store: Any, recipe: str, state: StateSpec | None, now: float) -> None:
