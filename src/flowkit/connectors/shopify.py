@@ -37,7 +37,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -60,6 +60,7 @@ from flowkit.connectors.base import (
     Runtime,
 )
 from flowkit.connectors.http_client import HttpClient, paginate_cursor
+from flowkit.connectors.stock import chunks, unique_skus
 
 __all__ = ["ShopifyCostLimiter", "ShopifySession", "ShopifySettings", "connector"]
 
@@ -284,12 +285,7 @@ class SetInventoryInput(Input):
     @field_validator("items")
     @classmethod
     def _unique(cls, items: list[InventoryTarget]) -> list[InventoryTarget]:
-        seen: set[str] = set()
-        for item in items:
-            if item.sku in seen:
-                raise ValueError(f"SKU {item.sku!r} appears more than once")
-            seen.add(item.sku)
-        return items
+        return unique_skus(items)
 
 
 class InventoryUpdate(Output):
@@ -352,11 +348,6 @@ def search_value(value: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9_.\-]+", value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class ShopifyCostLimiter:

@@ -27,7 +27,7 @@ References followed:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -50,6 +50,7 @@ from flowkit.connectors.base import (
     Runtime,
 )
 from flowkit.connectors.http_client import HttpClient, TokenBucket, default_error_message
+from flowkit.connectors.stock import chunks, unique_skus
 
 __all__ = ["WooCommerceSession", "WooCommerceSettings", "connector"]
 
@@ -235,12 +236,7 @@ class SetStockInput(Input):
     @field_validator("items")
     @classmethod
     def _unique(cls, items: list[StockTarget]) -> list[StockTarget]:
-        seen: set[str] = set()
-        for item in items:
-            if item.sku in seen:
-                raise ValueError(f"SKU {item.sku!r} appears more than once")
-            seen.add(item.sku)
-        return items
+        return unique_skus(items)
 
 
 class StockUpdate(Output):
@@ -293,11 +289,6 @@ def wp_error_message(response: httpx.Response) -> str:
         code = body.get("code")
         return f"{body['message']} ({code})" if code else str(body["message"])
     return default_error_message(response)
-
-
-def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class QueryKeyAuth(FlowkitAuth):
