@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from flowkit.state.base import StateStore
-
-T = TypeVar("T")
+    from flowkit.state.sqlite import SyncStateStore
 
 
-def with_store(state: Path | None, fn: Callable[[StateStore], Awaitable[T]]) -> T | None:
-    """Run `fn(store)`; None (after a one-line message) when there is no state file yet."""
-    import asyncio
-
-    from flowkit.state.sqlite import SqliteStateStore, default_state_path
+def open_existing(state: Path | None) -> SyncStateStore | None:
+    """The state store for a listing or repair command (not yet opened), or None after a
+    one-line message when there is no state file yet."""
+    from flowkit.state.sqlite import SyncStateStore, default_state_path
 
     path = Path(state) if state is not None else default_state_path()
     if not path.exists():
         sys.stderr.write(f"flowkit: no state store at {path} yet (nothing has run)\n")
         return None
-
-    async def main() -> T:
-        store = SqliteStateStore(path)
-        await store.open()
-        try:
-            return await fn(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+    return SyncStateStore(path)
 
 
 def when(ts: float | None) -> str:

@@ -5,24 +5,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from flowkit.commands._store import table, when, with_store
+from flowkit.commands._store import open_existing, table, when
 from flowkit.errors import ExitCode
 
 
 def list_items(*, state: Path | None, recipe: str | None, status: str | None) -> int:
     from flowkit import redact
-    from flowkit.state.base import ItemRecord, ItemStatus, StateStore
+    from flowkit.state.base import ItemStatus
 
-    async def fetch(store: StateStore) -> list[ItemRecord]:
-        if status is not None:
-            return list(await store.list_items(recipe, ItemStatus(status)))
-        failed = await store.list_items(recipe, ItemStatus.FAILED)
-        waiting = await store.list_items(recipe, ItemStatus.WAITING)
-        return [*failed, *waiting]
-
-    items = with_store(state, fetch)
-    if items is None:
+    store = open_existing(state)
+    if store is None:
         return ExitCode.OK
+    with store:
+        if status is not None:
+            items = store.list_items(recipe, ItemStatus(status))
+        else:
+            items = store.list_items(recipe, ItemStatus.FAILED)
+            items += store.list_items(recipe, ItemStatus.WAITING)
     if not items:
         print("no items" + (f" with status {status}" if status else " failed or waiting"))
         return ExitCode.OK
@@ -49,8 +48,10 @@ def retry_items(recipe: str, *, keys: list[str], all_items: bool, state: Path | 
     if bool(keys) == all_items:
         sys.stderr.write("flowkit: error: give item keys or `--all`, not both or neither\n")
         return ExitCode.INVALID
-    count = with_store(state, lambda s: s.retry_items(recipe, None if all_items else keys))
-    if count is None:
+    store = open_existing(state)
+    if store is None:
         return ExitCode.FAILED
+    with store:
+        count = store.retry_items(recipe, None if all_items else keys)
     print(f"{count} item(s) of {recipe} will be tried again by the next `flowkit run`")
     return ExitCode.OK if count or all_items else ExitCode.FAILED

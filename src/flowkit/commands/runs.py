@@ -5,17 +5,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from flowkit.commands._store import table, when, with_store
+from flowkit.commands._store import open_existing, table, when
 from flowkit.errors import ExitCode
-from flowkit.state.base import AttemptRecord, RunRecord, StateStore
+from flowkit.state.base import AttemptRecord
 
 
 def list_runs(*, state: Path | None, recipe: str | None, limit: int) -> int:
     from flowkit import redact
 
-    runs = with_store(state, lambda s: s.list_runs(recipe, limit))
-    if runs is None:
+    store = open_existing(state)
+    if store is None:
         return ExitCode.OK
+    with store:
+        runs = store.list_runs(recipe, limit)
     if not runs:
         print("no runs recorded")
         return ExitCode.OK
@@ -34,8 +36,11 @@ def list_runs(*, state: Path | None, recipe: str | None, limit: int) -> int:
 def show_run(run_id: str, *, state: Path | None) -> int:
     from flowkit import redact
 
-    async def fetch(store: StateStore) -> tuple[RunRecord, list[AttemptRecord]] | str:
-        runs = await store.list_runs(None, 1000)
+    store = open_existing(state)
+    if store is None:
+        return ExitCode.FAILED
+    with store:
+        runs = store.list_runs(None, 1000)
         if run_id == "last":
             matches = runs[:1]
         else:
@@ -43,17 +48,11 @@ def show_run(run_id: str, *, state: Path | None) -> int:
                 r for r in runs if r.id.startswith(run_id)
             ]
         if len(matches) != 1:
-            return "no run matches" if not matches else "several runs match; give more of the id"
+            problem = "no run matches" if not matches else "several runs match; give more of the id"
+            sys.stderr.write(f"flowkit: error: run '{run_id}': {problem}\n")
+            return ExitCode.FAILED
         run = matches[0]
-        return run, list(await store.run_attempts(run.id))
-
-    result = with_store(state, fetch)
-    if result is None:
-        return ExitCode.FAILED
-    if isinstance(result, str):
-        sys.stderr.write(f"flowkit: error: run '{run_id}': {result}\n")
-        return ExitCode.FAILED
-    run, attempts = result
+        attempts = store.run_attempts(run.id)
     s = run.summary or {}
     print(f"run {run.id}  recipe {run.recipe}  status {run.status}")
     print(f"started {when(run.started_at)}  finished {when(run.finished_at)}")
