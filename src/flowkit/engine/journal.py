@@ -1,9 +1,9 @@
 """Coalesce journal writes: every step or item change made in one event-loop tick becomes one
 `StateStore.journal` call (one transaction, one queued operation).
 
-Callers either await a change (`put_step`, `set_item`) or queue it and await the returned
-future later (`enqueue_step`, `enqueue_item`): the engine lets a step's outcome and the next
-step's intent share one transaction, and awaits both before that next step sends anything.
+Callers queue a change (`enqueue_step`, `enqueue_item`) and await the returned future when
+durability matters: the engine lets a step's outcome and the next step's intent share one
+transaction, and awaits both before that next step sends anything.
 Many items reaching a step boundary together share the cost. The items of a run resume
 together when a commit lands, so their next writes fall into the same tick.
 
@@ -27,18 +27,6 @@ class Journal:
         self._items: list[ItemWrite] = []
         # resolves when the batch built in this tick is durable
         self._batch: asyncio.Future[None] | None = None
-        self._batched = hasattr(store, "journal")
-
-    async def put_step(
-        self,
-        recipe: str,
-        item_key: str,
-        step_key: str,
-        status: StepStatus,
-        now: float,
-        **fields: Any,
-    ) -> None:
-        await asyncio.shield(self.enqueue_step(recipe, item_key, step_key, status, now, **fields))
 
     def enqueue_step(
         self,
@@ -50,10 +38,6 @@ class Journal:
         **fields: Any,
     ) -> asyncio.Future[None]:
         """Queue a step change; the returned future resolves once it is durable."""
-        if not self._batched:
-            return asyncio.ensure_future(
-                self.store.put_step(self.run_id, recipe, item_key, step_key, status, now, **fields)
-            )
         self._steps.append(StepWrite(recipe, item_key, step_key, status, now, **fields))
         return self._future()
 
@@ -68,10 +52,6 @@ class Journal:
         error: str | None = None,
     ) -> asyncio.Future[None]:
         """Queue an item status change; the returned future resolves once it is durable."""
-        if not self._batched:
-            return asyncio.ensure_future(
-                self.store.set_item(recipe, key, status, now, wake_at=wake_at, error=error)
-            )
         self._items.append(ItemWrite(recipe, key, status, now, wake_at, error))
         return self._future()
 
@@ -79,32 +59,12 @@ class Journal:
         self, recipe: str, item_key: str, step_key: str, now: float, **fields: Any
     ) -> None:
         """Append a failed attempt's row (not awaited: it is history, not a promise)."""
-        if self._batched:
-            self._steps.append(
-                StepWrite(
-                    recipe, item_key, step_key, StepStatus.FAILED, now, attempt_only=True, **fields
-                )
+        self._steps.append(
+            StepWrite(
+                recipe, item_key, step_key, StepStatus.FAILED, now, attempt_only=True, **fields
             )
-            self._schedule()
-
-    async def set_item(
-        self,
-        recipe: str,
-        key: str,
-        status: ItemStatus,
-        now: float,
-        *,
-        wake_at: float | None = None,
-        error: str | None = None,
-    ) -> None:
-        if not self._batched:
-            await self.store.set_item(recipe, key, status, now, wake_at=wake_at, error=error)
-            return
-        self._items.append(ItemWrite(recipe, key, status, now, wake_at, error))
-        await self._wait()
-
-    async def _wait(self) -> None:
-        await asyncio.shield(self._future())
+        )
+        self._future()
 
     def _future(self) -> asyncio.Future[None]:
         """The future of the batch being built in this tick (one for all its changes)."""
@@ -113,9 +73,6 @@ class Journal:
             batch = self._batch = asyncio.get_running_loop().create_future()
             batch.get_loop().call_soon(self._flush)
         return batch
-
-    def _schedule(self) -> None:
-        self._future()
 
     def _flush(self) -> None:
         steps, self._steps = self._steps, []
