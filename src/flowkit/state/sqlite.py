@@ -55,7 +55,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from flowkit.errors import StateError
-from flowkit.state import migrations
 from flowkit.state.base import (
     AttemptRecord,
     ItemRecord,
@@ -68,8 +67,10 @@ from flowkit.state.base import (
     StepWrite,
 )
 from flowkit.state.sql import ops
+from flowkit.state.sql.connect import connect
 from flowkit.state.sql.errors import Clock, SystemClock, retry_busy, state_error
 from flowkit.state.sql.lock import FileLock, acquire, lock_path, make_private_dirs
+from flowkit.state.sql.process import ProcessWriter
 from flowkit.state.sql.writer import Op, WriteFn, Writer
 
 __all__ = [
@@ -87,6 +88,22 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT = 5.0  # seconds SQLite's own busy handler waits for a lock
 BUSY_RETRY = 30.0  # further seconds of Python-level retries before giving up
+
+
+WRITER_KINDS = ("auto", "process", "thread")
+
+
+def _writer_kind(requested: str, clock: Clock | None) -> str:
+    """`auto` is a writer process, unless `$FLOWKIT_STATE_WRITER` says `thread` or a clock
+    was injected (tests drive BUSY backoff with it, and it cannot cross into a process)."""
+    if requested != "auto":
+        return requested
+    forced = os.environ.get("FLOWKIT_STATE_WRITER", "").strip().lower()
+    if forced in ("process", "thread"):
+        return forced
+    if clock is not None and not isinstance(clock, SystemClock):
+        return "thread"
+    return "process" if os.name == "posix" else "thread"
 
 
 def default_state_path() -> Path:
@@ -124,6 +141,7 @@ class SqliteStateStore:
         clock: Clock | None = None,
         busy_timeout: float = BUSY_TIMEOUT,
         busy_retry: float = BUSY_RETRY,
+        writer: str = "auto",
     ) -> None:
         raw = os.fspath(path)
         if not raw or raw == ":memory:" or raw.startswith("file:"):
@@ -138,7 +156,10 @@ class SqliteStateStore:
         self.clock: Clock = clock or SystemClock()
         self.busy_timeout = busy_timeout
         self.busy_retry = busy_retry
-        self._writer: Writer | None = None
+        if writer not in WRITER_KINDS:
+            raise StateError(f"writer must be one of {', '.join(WRITER_KINDS)}, not {writer!r}")
+        self.writer_kind = _writer_kind(writer, clock)
+        self._writer: Writer | ProcessWriter | None = None
         self._reader: concurrent.futures.ThreadPoolExecutor | None = None
         self._rconn: sqlite3.Connection | None = None
         self._opened = False
@@ -163,40 +184,14 @@ class SqliteStateStore:
         return exc
 
     def _connect(self, *, writer: bool) -> sqlite3.Connection:
-        path = str(self.path)
-
-        def connect() -> sqlite3.Connection:
-            conn = sqlite3.connect(
-                path,
-                timeout=self.busy_timeout,
-                isolation_level=None,  # autocommit: we issue BEGIN IMMEDIATE / COMMIT
-                check_same_thread=False,  # opened on one thread, used on its owner thread
-                cached_statements=256,
-            )
-            try:
-                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-                conn.execute("PRAGMA foreign_keys = ON")
-                if writer:
-                    mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-                    if mode.lower() != "wal":
-                        raise StateError(
-                            f"cannot put the state database {path} in WAL mode (it stays in "
-                            f"{mode} mode); use a local file system"
-                        )
-                    conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-                    conn.execute("PRAGMA journal_size_limit = 67108864")
-                    migrations.migrate(conn, path, self.clock.time())
-                else:
-                    conn.execute("PRAGMA query_only = ON")
-            except BaseException:
-                conn.close()
-                raise
-            return conn
-
-        try:
-            return self._retry(connect)
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from exc
+        return connect(
+            str(self.path),
+            writer=writer,
+            synchronous=self.synchronous,
+            busy_timeout=self.busy_timeout,
+            busy_retry=self.busy_retry,
+            clock=self.clock,
+        )
 
     def _prepare_file(self) -> None:
         try:
@@ -260,14 +255,32 @@ class SqliteStateStore:
             return
         self._prepare_file()
         loop = asyncio.get_running_loop()
-        writer = Writer(
-            f"flowkit-state-writer:{self.path.name}",
-            functools.partial(self._connect, writer=True),
-            self._retry,
-            self._translate,
-        )
+        writer: Writer | ProcessWriter
+        name = f"flowkit-state-writer:{self.path.name}"
+        if self.writer_kind == "process":
+            settings = {
+                "path": str(self.path),
+                "synchronous": self.synchronous,
+                "busy_timeout": self.busy_timeout,
+                "busy_retry": self.busy_retry,
+            }
+            writer = ProcessWriter(name, settings)
+        else:
+            writer = Writer(
+                name, functools.partial(self._connect, writer=True), self._retry, self._translate
+            )
         writer.start()
-        await asyncio.wrap_future(writer.ready)
+        try:
+            if isinstance(writer, ProcessWriter):
+                # Migrate here, with this store's clock, while the child process boots.
+                conn = await loop.run_in_executor(
+                    None, functools.partial(self._connect, writer=True)
+                )
+                conn.close()
+            await asyncio.wrap_future(writer.ready)
+        except BaseException:
+            await loop.run_in_executor(None, writer.stop)
+            raise
         reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flowkit-state-read")
         try:
             self._rconn = await loop.run_in_executor(
@@ -519,6 +532,8 @@ class SyncStateStore:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, **options: Any) -> None:
+        # CLI listings mostly read: a writer thread starts faster than a writer process
+        options.setdefault("writer", "thread")
         self.store = open_store(path, **options)
         self._runner: asyncio.Runner | None = None
 

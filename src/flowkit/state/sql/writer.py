@@ -12,18 +12,20 @@ whole batch; nothing is acknowledged that was not committed.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit.errors import StateError
 from flowkit.state.sql.errors import is_file_error
 from flowkit.state.sql.ops import PUT_ATTEMPT, PUT_STEP, w_put_step
+
+if TYPE_CHECKING:  # the writer process imports this module and needs no event loop
+    import asyncio
 
 MAX_BATCH = 1000
 
@@ -32,27 +34,36 @@ Rows = tuple[tuple[Any, ...], tuple[Any, ...]]
 
 
 class Op:
-    """One queued write: `fn(conn)`, or a put_step's (step row, attempt row) in `rows`."""
+    """One queued write: `fn(conn)`, or a put_step's (step row, attempt row) in `rows`.
 
-    __slots__ = ("fn", "future", "loop", "rows")
+    `future` and `loop` say whom to tell (the thread writer); the writer process leaves them
+    None and uses `tag`, the number its parent gave the operation.
+    """
+
+    __slots__ = ("fn", "future", "loop", "rows", "tag")
 
     def __init__(
         self,
         fn: WriteFn | None,
-        future: asyncio.Future[Any],
-        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any] | None,
+        loop: asyncio.AbstractEventLoop | None,
         rows: Rows | None = None,
+        tag: int = 0,
     ) -> None:
         self.fn = fn
         self.future = future
         self.loop = loop
         self.rows = rows
+        self.tag = tag
 
     def run(self, conn: sqlite3.Connection) -> Any:
         if self.rows is not None:
             return w_put_step(self.rows[0], self.rows[1], conn)
         assert self.fn is not None
         return self.fn(conn)
+
+
+Outcomes = list[tuple[Op, Any, BaseException | None]]
 
 
 def run_ops(conn: sqlite3.Connection, batch: list[Op]) -> list[Any]:
@@ -85,6 +96,88 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]
             fut.set_exception(exc)
 
 
+class Batcher:
+    """Runs batches of operations on the write connection, one transaction per batch, and
+    hands every operation's result or error to `deliver` once its transaction committed.
+
+    Shared by the writer thread and the writer process (`flowkit.state.sql.process`).
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        retry: Callable[[Callable[[], list[Any]]], list[Any]],
+        translate: Callable[[BaseException], BaseException],
+        deliver: Callable[[Outcomes], None],
+    ) -> None:
+        self._connect = connect
+        self._retry = retry
+        self._translate = translate
+        self.deliver = deliver
+        self.conn: sqlite3.Connection | None = None
+        self.commits = 0  # transactions committed (for benchmarks and diagnostics)
+        self.ops = 0  # operations acknowledged
+
+    def open(self) -> None:
+        self.conn = self._connect()
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        if self.commits:  # a store that only read (a CLI listing) has nothing to analyse
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA optimize")
+        conn.close()
+
+    def _transaction(self, batch: list[Op]) -> list[Any]:
+        conn = self.conn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            results = run_ops(conn, batch)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        self.commits += 1
+        return results
+
+    def execute(self, batch: list[Op]) -> None:
+        """Run `batch` in one transaction (replayed one by one if an operation fails)."""
+        try:
+            results = self._retry(lambda: self._transaction(batch))
+        except Exception as exc:
+            if len(batch) > 1 and not is_file_error(exc):
+                for op in batch:  # find the faulty operation; the others still commit
+                    self.execute([op])
+                return
+            error = self._translate(exc)
+            if isinstance(error, StateError) and len(batch) > 1:
+                # One exception object per caller: tasks raising a shared one would
+                # interleave their tracebacks on it.
+                self.deliver([(op, None, StateError(error.message)) for op in batch])
+            else:
+                self.deliver([(op, None, error) for op in batch])
+            return
+        self.ops += len(batch)
+        self.deliver([(op, res, None) for op, res in zip(batch, results, strict=True)])
+
+
+def deliver_to_loops(outcomes: Outcomes) -> None:
+    """Resolve the operations' asyncio futures: one `call_soon_threadsafe` per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for op, result, exc in outcomes:
+        assert op.loop is not None
+        by_loop.setdefault(op.loop, []).append((op.future, result, exc))
+    for loop, items in by_loop.items():
+        # RuntimeError: that event loop is closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, items)
+
+
 class Writer(threading.Thread):
     """Owns the write connection; `ready` resolves once it is open (or failed to open)."""
 
@@ -96,17 +189,16 @@ class Writer(threading.Thread):
         translate: Callable[[BaseException], BaseException],
     ) -> None:
         super().__init__(name=name, daemon=True)
-        self._connect = connect
-        self._retry = retry
-        self._translate = translate
+        self._batcher = Batcher(connect, retry, translate, deliver_to_loops)
         self._queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
         self._submit_lock = threading.Lock()
         self._stopped = False
         self.failure: StateError | None = None  # why the thread died, if it did
-        self._conn: sqlite3.Connection | None = None
         self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self.commits = 0  # transactions committed (for benchmarks and diagnostics)
-        self.ops = 0  # operations acknowledged
+
+    @property
+    def commits(self) -> int:
+        return self._batcher.commits
 
     def submit(self, op: Op) -> None:
         with self._submit_lock:
@@ -125,7 +217,7 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         try:
-            self._conn = self._connect()
+            self._batcher.open()
         except BaseException as exc:
             with self._submit_lock:
                 self._stopped = True
@@ -147,14 +239,10 @@ class Writer(threading.Thread):
                     break
                 if op is not None:
                     leftovers.append(op)
-            self._deliver([(op, None, failure) for op in leftovers])
+            deliver_to_loops([(op, None, failure) for op in leftovers])
             raise
         finally:
-            conn, self._conn = self._conn, None
-            if self.commits:  # a store that only read (a CLI listing) has nothing to analyse
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA optimize")
-            conn.close()
+            self._batcher.close()
 
     def _loop(self) -> None:
         stopping = False
@@ -176,53 +264,9 @@ class Writer(threading.Thread):
                     batch.append(nxt)
             if batch:
                 try:
-                    self._execute(batch)
+                    self._batcher.execute(batch)
                 except BaseException as exc:
                     failure = StateError(f"the state store writer stopped: {exc!r}")
                     # Futures already settled are skipped by _settle.
-                    self._deliver([(op, None, failure) for op in batch])
+                    deliver_to_loops([(op, None, failure) for op in batch])
                     raise
-
-    def _transaction(self, batch: list[Op]) -> list[Any]:
-        conn = self._conn
-        assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            results = run_ops(conn, batch)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
-        self.commits += 1
-        return results
-
-    def _execute(self, batch: list[Op]) -> None:
-        try:
-            results = self._retry(lambda: self._transaction(batch))
-        except Exception as exc:
-            if len(batch) > 1 and not is_file_error(exc):
-                for op in batch:  # find the faulty operation; the others still commit
-                    self._execute([op])
-                return
-            error = self._translate(exc)
-            if isinstance(error, StateError) and len(batch) > 1:
-                # One exception object per caller: tasks raising a shared one would
-                # interleave their tracebacks on it.
-                self._deliver([(op, None, StateError(error.message)) for op in batch])
-            else:
-                self._deliver([(op, None, error) for op in batch])
-            return
-        self.ops += len(batch)
-        self._deliver([(op, res, None) for op, res in zip(batch, results, strict=True)])
-
-    @staticmethod
-    def _deliver(outcomes: list[tuple[Op, Any, BaseException | None]]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for op, result, exc in outcomes:
-            by_loop.setdefault(op.loop, []).append((op.future, result, exc))
-        for loop, items in by_loop.items():
-            # RuntimeError: that event loop is closed, so nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, items)

@@ -1,0 +1,358 @@
+"""The state store's writer in a child process: same batches, same transactions, own GIL.
+
+Why: in one process the writer thread and the event loop share the GIL. While a run keeps the
+loop busy, the writer gets the GIL back only at switch intervals, so each group commit takes
+several milliseconds longer, every item waiting on it waits too, and the loop sits idle for
+about as long as the writer works (`docs/performance.md` has the measurements). In a child
+process SQLite's work runs on the other core while the loop goes on.
+
+The protocol, on the child's stdin and stdout: frames of a 4-byte big-endian length and a
+pickle. The parent sends the settings, then `("op", tag, fn, rows)` per operation (`fn` is a
+module-level function of `flowkit.state.sql.ops` or a `functools.partial` of one: both pickle
+by reference) and finally `("stop",)`. The child answers `("ready", error)`, then after every
+batch `("acks", commits, [(tag, result, error), ...])` for the operations it committed (or
+failed), and `("stopped", commits)`. Operations are applied in the order they were sent.
+
+Lifetime: the child ignores SIGINT, SIGTERM and SIGHUP (a Ctrl-C reaches the whole process
+group; the parent decides when to stop). When its stdin reaches end-of-file without a stop,
+the parent is gone (even after kill -9): the child exits at once, after the transaction it is
+in, which SQLite keeps atomic. Nothing it did not acknowledge was promised to anyone.
+
+Both sides are flowkit's own code; pickle is used between them only.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import functools
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowkit.errors import StateError
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from flowkit.state.sql.writer import Op, Outcomes
+
+_HEADER = struct.Struct(">I")
+PIPE_SIZE = 1 << 20  # bytes; Linux caps unprivileged pipes at /proc/sys/fs/pipe-max-size (1 MiB)
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from flowkit.state.sql.process import child_main; child_main()"
+)
+
+
+def _frame(message: Any) -> bytes:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(body)) + body
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _Frames:
+    """Reads frames from a file descriptor; `batch()` returns every frame that has arrived
+    (at least one, blocking until then) or None at end-of-file."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+
+    def batch(self) -> list[Any] | None:
+        out: list[Any] = []
+        while True:
+            buf = self.buffer
+            pos = 0
+            while len(buf) - pos >= 4:
+                (size,) = _HEADER.unpack_from(buf, pos)
+                if len(buf) - pos - 4 < size:
+                    break
+                out.append(pickle.loads(buf[pos + 4 : pos + 4 + size]))
+                pos += 4 + size
+            if pos:
+                del buf[:pos]
+            if out:
+                return out
+            chunk = os.read(self.fd, PIPE_SIZE)
+            if not chunk:
+                return None
+            buf += chunk
+
+    def __iter__(self) -> Iterator[Any]:
+        while (frames := self.batch()) is not None:
+            yield from frames
+
+
+# errors cross the pipe as data ------------------------------------------------------------
+
+
+def _pack_error(exc: BaseException) -> tuple[str, str, str | None]:
+    from flowkit import errors
+
+    name = type(exc).__name__
+    if isinstance(exc, errors.FlowkitError) and getattr(errors, name, None) is type(exc):
+        return (name, exc.message, exc.hint)
+    return ("", f"{name}: {exc}", None)
+
+
+def _unpack_error(packed: tuple[str, str, str | None]) -> BaseException:
+    from flowkit import errors
+
+    name, message, hint = packed
+    cls = getattr(errors, name, None) if name else None
+    if isinstance(cls, type) and issubclass(cls, errors.FlowkitError):
+        return cls(message, hint=hint)
+    return StateError(f"the state store writer process failed: {message}")
+
+
+# the parent side --------------------------------------------------------------------------
+
+
+class ProcessWriter:
+    """Drop-in for the writer thread (`flowkit.state.sql.writer.Writer`): `start`, `ready`,
+    `submit`, `stop`, `commits`, `failure`, with the transactions run by a child process."""
+
+    def __init__(self, name: str, settings: dict[str, Any]) -> None:
+        self.name = name
+        self._settings = settings
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._to_child = -1
+        self._lock = threading.Lock()  # guards _pending, _next_tag, _stopped
+        self._write_lock = threading.Lock()  # one frame at a time into the pipe
+        self._pending: dict[int, tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = {}
+        self._next_tag = 0
+        self._stopped = False
+        self._reader: threading.Thread | None = None
+        self.failure: StateError | None = None  # why the child stopped, if it did
+        self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.commits = 0
+
+    def start(self) -> None:
+        import flowkit
+
+        root = str(Path(flowkit.__file__).resolve().parent.parent)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOT, root],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,  # errors come back as frames, never as tracebacks
+                close_fds=True,
+                bufsize=0,
+            )
+        except OSError as exc:
+            self.ready.set_exception(
+                StateError(f"cannot start the state store writer process: {exc.strerror}")
+            )
+            return
+        assert proc.stdin is not None and proc.stdout is not None
+        self._proc = proc
+        self._to_child = proc.stdin.fileno()
+        with contextlib.suppress(OSError, AttributeError):  # a bigger pipe blocks less often
+            import fcntl
+
+            fcntl.fcntl(self._to_child, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        _write_all(self._to_child, _frame(self._settings))
+        self._reader = threading.Thread(
+            target=self._read_acks, args=(proc.stdout.fileno(),), name=self.name, daemon=True
+        )
+        self._reader.start()
+
+    def submit(self, op: Op) -> None:
+        assert op.future is not None and op.loop is not None
+        with self._write_lock:  # frames reach the pipe in submission order
+            with self._lock:  # never held while writing: the reader thread takes it
+                if self._stopped:
+                    raise self.failure or StateError("the state store is closed")
+                tag = self._next_tag
+                self._next_tag += 1
+                self._pending[tag] = (op.future, op.loop)
+            try:
+                _write_all(self._to_child, _frame(("op", tag, op.fn, op.rows)))
+            except BaseException as exc:
+                with self._lock:
+                    self._pending.pop(tag, None)
+                if isinstance(exc, OSError):  # the child is gone
+                    raise self.failure or StateError(
+                        "the state store writer process stopped unexpectedly"
+                    ) from None
+                raise
+
+    def stop(self) -> None:
+        """Let the child commit everything already sent, then wait for it to exit."""
+        with self._write_lock:
+            with self._lock:
+                first = not self._stopped
+                self._stopped = True
+            if first and self._proc is not None:
+                with contextlib.suppress(OSError):
+                    _write_all(self._to_child, _frame(("stop",)))
+        proc = self._proc
+        if proc is None:
+            return
+        if self._reader is not None:
+            self._reader.join()
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def _read_acks(self, fd: int) -> None:
+        from flowkit.state.sql.writer import _settle
+
+        failure: StateError | None = None
+        try:
+            for message in _Frames(fd):
+                kind = message[0]
+                if kind == "acks":
+                    self.commits = message[1]
+                    self._resolve(message[2], _settle)
+                elif kind == "ready":
+                    if message[1] is None:
+                        self.ready.set_result(None)
+                    else:
+                        self.ready.set_exception(_unpack_error(message[1]))
+                elif kind == "fatal":
+                    failure = StateError(message[1])
+                elif kind == "stopped":
+                    self.commits = message[1]
+                    break
+        except Exception as exc:  # a broken frame: treat like a dead child
+            failure = StateError(f"the state store writer process failed: {exc!r}")
+        with self._lock:
+            self._stopped = True
+            if failure is None and self._pending:
+                code = self._proc.poll() if self._proc is not None else None
+                failure = StateError(
+                    f"the state store writer process stopped unexpectedly (exit code {code})"
+                )
+            if failure is not None:
+                self.failure = failure
+            pending, self._pending = self._pending, {}
+        if not self.ready.done():
+            self.ready.set_exception(
+                failure or StateError("the state store writer process stopped before it was ready")
+            )
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for future, loop in pending.values():
+            by_loop.setdefault(loop, []).append((future, None, StateError(str(failure))))
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, items)
+
+    def _resolve(self, acks: list[tuple[int, Any, Any]], settle: Any) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        with self._lock:
+            pending = self._pending
+            for tag, result, error in acks:
+                future, loop = pending.pop(tag)
+                exc = None if error is None else _unpack_error(error)
+                by_loop.setdefault(loop, []).append((future, result, exc))
+        for loop, items in by_loop.items():
+            # RuntimeError: that event loop is closed, so nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, items)
+
+
+# the child side ---------------------------------------------------------------------------
+
+
+def child_main() -> None:
+    """Entry point of the writer process (started by `ProcessWriter.start`)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    frames = _Frames(0)
+    out = 1
+    first = frames.batch()
+    if not first:
+        return
+    settings, queued = first[0], first[1:]
+
+    from flowkit.state.sql.connect import connect
+    from flowkit.state.sql.errors import SystemClock, retry_busy, state_error
+    from flowkit.state.sql.writer import MAX_BATCH, Batcher
+    from flowkit.state.sql.writer import Op as WriteOp
+
+    path = settings["path"]
+    clock = SystemClock()
+    budget = settings["busy_retry"]
+    acks: list[tuple[int, Any, Any]] = []
+
+    def deliver(outcomes: Outcomes) -> None:
+        for op, result, exc in outcomes:
+            acks.append((op.tag, result, None if exc is None else _pack_error(exc)))
+
+    def translate(exc: BaseException) -> BaseException:
+        import sqlite3
+
+        if isinstance(exc, sqlite3.Error):
+            return state_error(exc, path, settings["busy_timeout"] + budget)
+        return exc
+
+    batcher = Batcher(
+        functools.partial(
+            connect,
+            path,
+            writer=True,
+            synchronous=settings["synchronous"],
+            busy_timeout=settings["busy_timeout"],
+            busy_retry=budget,
+            clock=clock,
+            migrate=False,  # the parent migrated the file before it started this process
+        ),
+        lambda fn: retry_busy(fn, clock, budget),
+        translate,
+        deliver,
+    )
+    try:
+        batcher.open()
+    except BaseException as exc:
+        _write_all(out, _frame(("ready", _pack_error(exc))))
+        return
+    _write_all(out, _frame(("ready", None)))
+    stopping = False
+    try:
+        while not stopping:
+            messages = queued or frames.batch()
+            queued = []
+            if messages is None:  # the parent is gone: nobody waits for an answer
+                os._exit(0)
+            ops: list[WriteOp] = []
+            for message in messages:
+                if message[0] == "op":
+                    ops.append(WriteOp(message[2], None, None, message[3], message[1]))
+                elif message[0] == "stop":
+                    stopping = True
+            for start in range(0, len(ops), MAX_BATCH):
+                batch = ops[start : start + MAX_BATCH]
+                try:
+                    batcher.execute(batch)
+                except BaseException as exc:  # a bug: fail this batch, then stop for good
+                    reason = f"the state store writer stopped: {exc!r}"
+                    answered = {tag for tag, _r, _e in acks}
+                    failed = ("StateError", reason, None)
+                    acks.extend((op.tag, None, failed) for op in batch if op.tag not in answered)
+                    _write_all(out, _frame(("acks", batcher.commits, acks)))
+                    _write_all(out, _frame(("fatal", reason)))
+                    return
+            if acks:
+                _write_all(out, _frame(("acks", batcher.commits, acks)))
+                acks = []
+    finally:
+        batcher.close()
+    _write_all(out, _frame(("stopped", batcher.commits)))
