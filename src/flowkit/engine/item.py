@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import random
 import traceback
 from collections.abc import Callable, Mapping
@@ -24,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from flowkit import redact
+from flowkit import jsontext, redact
 from flowkit.connectors.base import (
     CallContext,
     Change,
@@ -105,12 +104,9 @@ class ItemResult:
     steps: dict[str, str] = field(default_factory=dict)
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
-
-
 def fingerprint(data: Any) -> str:
     """A short hash of a request's canonical JSON, to detect an edited request on resume."""
-    return hashlib.sha256(_CANONICAL.encode(data).encode()).hexdigest()[:32]
+    return hashlib.sha256(jsontext.canonical(data).encode()).hexdigest()[:32]
 
 
 def _to_plain(value: Any) -> Any:
@@ -465,7 +461,7 @@ class ItemRun:
                 return Outcome(record.status, record.output, attempts=record.attempts)
             record = None
         rendered = plan.render(ctx)
-        if self.masked and redact.MASK in _CANONICAL.encode(rendered):
+        if self.masked and redact.MASK in jsontext.canonical(rendered):
             names = ", ".join(sorted(self.masked))
             raise StepError(
                 f"input would contain '{redact.MASK}': it uses the output of {names}, which "

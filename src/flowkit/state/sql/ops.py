@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from flowkit import jsontext
 from flowkit.errors import StateError
 from flowkit.redact import redact, redact_text
 from flowkit.state.base import (
@@ -38,14 +39,12 @@ STEP_ROW_VALUES: dict[StepStatus, tuple[str, str]] = {
     st: (st.value, OUTCOMES[st]) for st in StepStatus
 }
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-
 
 def dumps(value: Any) -> str | None:
     """Compact JSON of `value` with secrets masked; None stays NULL."""
     if value is None:
         return None
-    return _ENCODER.encode(redact(value))
+    return jsontext.compact(redact(value))
 
 
 def loads(text: str | None) -> Any:
