@@ -118,24 +118,6 @@ def _to_plain(value: Any) -> Any:
 MASKED_OUTPUT = "output stored with secrets masked"
 
 
-async def _done(future: asyncio.Future[None]) -> None:
-    """Wait until `future` is done without cancelling it if the waiting task is cancelled
-    (other items wait on the same journal batch); a lighter `asyncio.wait([future])`."""
-    if future.done():
-        return
-    waiter: asyncio.Future[None] = future.get_loop().create_future()
-
-    def wake(_f: asyncio.Future[None]) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    future.add_done_callback(wake)
-    try:
-        await waiter
-    finally:
-        future.remove_done_callback(wake)
-
-
 class StepError(Exception):
     """A step failed before or outside the connector call (bad input, expression, plugin)."""
 
@@ -191,7 +173,8 @@ class ItemRun:
         """Wait until every journal change this item queued so far is durable.
 
         Several steps of an item may settle at once: each waits for all queued changes
-        (shared futures, never cancelled here), not only for those no other step awaits.
+        (shared `Batch` futures, which a cancelled waiter cannot cancel), not only for those
+        no other step awaits. The first failed batch's error is raised.
         """
         pending = self.pending
         while True:
@@ -199,10 +182,15 @@ class ItemRun:
             if not waiting:
                 break
             for future in waiting:
-                await _done(future)
+                try:
+                    await future
+                except asyncio.CancelledError:
+                    raise
+                except BaseException:  # raised below, in queue order
+                    pass
         self.pending = []
         for future in pending:
-            if not future.cancelled() and future.exception() is not None:
+            if future.exception() is not None:
                 raise future.exception()  # type: ignore[misc]
 
     def _queued(self, future: asyncio.Future[None]) -> None:
