@@ -319,7 +319,9 @@ class ItemRun:
                 )
             )
             result = ItemResult(self.key, ItemStatus.DONE, steps=statuses)
-        await self.settle()
+        # Not settled here: the run drains the journal before it reports (Journal.drain),
+        # which raises a failed commit; the item only frees its concurrency slot sooner.
+        self.pending = []
         self.emit(
             "item_finished",
             status=result.status.value,

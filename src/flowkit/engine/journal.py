@@ -55,6 +55,25 @@ class Journal:
         self._items: list[ItemWrite] = []
         # resolves when the batch built in this tick is durable
         self._batch: Batch | None = None
+        self._sent: set[Batch] = set()  # sent to the store, not settled yet
+        self._failed: list[Batch] = []  # settled with an error, for `drain` to raise
+
+    async def drain(self) -> None:
+        """Wait until every change queued so far is settled; raise the first failure.
+
+        Items do not wait for their last changes (final outcome and item status) to be
+        durable: the crash window between sending a write and journaling its outcome exists
+        anyway, and waiting would only keep the item's concurrency slot. The run drains the
+        journal before it records its summary, so nothing is reported before it is durable.
+        """
+        while self._batch is not None or self._sent:
+            if self._batch is not None:
+                self._flush()
+            await asyncio.wait(list(self._sent))
+        failed, self._failed = self._failed, []
+        errors = [batch.exception() for batch in failed if not batch.cancelled()]
+        if errors:
+            raise errors[0]  # type: ignore[misc]
 
     def enqueue_step(
         self,
@@ -114,12 +133,15 @@ class Journal:
         steps, self._steps = self._steps, []
         items, self._items = self._items, []
         task = asyncio.ensure_future(self.store.journal(self.run_id, steps, items))
+        self._sent.add(batch)
 
         def settle(done: asyncio.Future[None]) -> None:
+            self._sent.discard(batch)
             if done.cancelled():
                 batch.abandon()
             elif (exc := done.exception()) is not None:
                 batch.set_exception(exc)
+                self._failed.append(batch)
             else:
                 batch.set_result(None)
 

@@ -281,6 +281,8 @@ class RecipeRun:
 
         with relaxed_gc():
             results = await self.options.executor.run_all(records, work, concurrency)
+        assert scope.journal is not None
+        await scope.journal.drain()  # the items' last changes are durable before any report
         for result in results:
             self.summary.processed += 1
             if result.status is ItemStatus.DONE:
