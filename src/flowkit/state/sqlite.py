@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import os
 import sqlite3
@@ -92,18 +93,31 @@ BUSY_RETRY = 30.0  # further seconds of Python-level retries before giving up
 
 WRITER_KINDS = ("auto", "process", "thread")
 
+# Journaled step changes after which an `auto` store moves its writer into a process. Measured
+# on the 2-core CI machine (docs/performance.md): for 10,000 items x 3 steps the process
+# writer cuts the event loop's idle time from ~45 to ~10 us per step-item; for 1,000 items
+# that each POST once, starting a process (~80 ms, and a core the HTTP server also needs) made
+# the run 8-60 % slower. Below this many changes a run is too short to repay the process.
+PROCESS_AFTER = 4_000
+
 
 def _writer_kind(requested: str, clock: Clock | None) -> str:
-    """`auto` is a writer process, unless `$FLOWKIT_STATE_WRITER` says `thread` or a clock
-    was injected (tests drive BUSY backoff with it, and it cannot cross into a process)."""
+    """The writer kind for `requested` (`auto`: `$FLOWKIT_STATE_WRITER` if set, else a
+    thread that hands over to a writer process after PROCESS_AFTER journaled step changes).
+
+    `process` starts the writer process at open (the thread serves until it is ready);
+    `thread` never starts one. An injected clock keeps `auto` on the thread: tests drive
+    BUSY backoff with it, and it cannot cross into another process. Outside POSIX systems
+    the writer is always the thread.
+    """
     if requested != "auto":
         return requested
     forced = os.environ.get("FLOWKIT_STATE_WRITER", "").strip().lower()
-    if forced in ("process", "thread"):
+    if forced in WRITER_KINDS:
         return forced
-    if clock is not None and not isinstance(clock, SystemClock):
+    if (clock is not None and not isinstance(clock, SystemClock)) or os.name != "posix":
         return "thread"
-    return "process" if os.name == "posix" else "thread"
+    return "auto"
 
 
 def default_state_path() -> Path:
@@ -160,6 +174,9 @@ class SqliteStateStore:
             raise StateError(f"writer must be one of {', '.join(WRITER_KINDS)}, not {writer!r}")
         self.writer_kind = _writer_kind(writer, clock)
         self._writer: Writer | ProcessWriter | None = None
+        self._spare: ProcessWriter | None = None  # booting, to take over from the thread
+        self._handover: asyncio.Future[None] | None = None
+        self._journaled = 0  # step changes journaled (for the `auto` writer's handover)
         self._reader: concurrent.futures.ThreadPoolExecutor | None = None
         self._rconn: sqlite3.Connection | None = None
         self._opened = False
@@ -167,6 +184,11 @@ class SqliteStateStore:
 
     def __repr__(self) -> str:
         return f"SqliteStateStore({str(self.path)!r})"
+
+    @property
+    def writer_in_use(self) -> str:
+        """`process` once a writer process took over, else `thread` (diagnostics, tests)."""
+        return "process" if isinstance(self._writer, ProcessWriter) else "thread"
 
     @property
     def commits(self) -> int:
@@ -255,32 +277,22 @@ class SqliteStateStore:
             return
         self._prepare_file()
         loop = asyncio.get_running_loop()
-        writer: Writer | ProcessWriter
-        name = f"flowkit-state-writer:{self.path.name}"
-        if self.writer_kind == "process":
-            settings = {
-                "path": str(self.path),
-                "synchronous": self.synchronous,
-                "busy_timeout": self.busy_timeout,
-                "busy_retry": self.busy_retry,
-            }
-            writer = ProcessWriter(name, settings)
-        else:
-            writer = Writer(
-                name, functools.partial(self._connect, writer=True), self._retry, self._translate
-            )
+        # The writer thread serves at once (it also migrates the file); with the process
+        # writer kind, a child process boots meanwhile and takes over when ready.
+        writer = Writer(
+            f"flowkit-state-writer:{self.path.name}",
+            functools.partial(self._connect, writer=True),
+            self._retry,
+            self._translate,
+        )
         writer.start()
         try:
-            if isinstance(writer, ProcessWriter):
-                # Migrate here, with this store's clock, while the child process boots.
-                conn = await loop.run_in_executor(
-                    None, functools.partial(self._connect, writer=True)
-                )
-                conn.close()
             await asyncio.wrap_future(writer.ready)
         except BaseException:
             await loop.run_in_executor(None, writer.stop)
             raise
+        if self.writer_kind == "process":
+            self._start_process_writer(loop)
         reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flowkit-state-read")
         try:
             self._rconn = await loop.run_in_executor(
@@ -294,11 +306,72 @@ class SqliteStateStore:
         self._reader = reader
         self._opened = True
 
+    def _start_process_writer(self, loop: asyncio.AbstractEventLoop) -> None:
+        settings = {
+            "path": str(self.path),
+            "synchronous": self.synchronous,
+            "busy_timeout": self.busy_timeout,
+            "busy_retry": self.busy_retry,
+        }
+        child = ProcessWriter(f"flowkit-state-writer-process:{self.path.name}", settings, held=True)
+        self._spare = child
+        child.start()
+
+        def booted(_ready: concurrent.futures.Future[None]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: close() cleans up
+                loop.call_soon_threadsafe(self._hand_over, child)
+
+        child.ready.add_done_callback(booted)
+
+    async def wait_writer(self) -> None:
+        """Wait until a writer process being started has taken over, or failed to (then the
+        thread writer stays). For tests and benchmarks; runs never need to wait."""
+        spare = self._spare
+        if spare is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(spare.ready)
+            while self._spare is spare and spare.ready.exception() is None:
+                await asyncio.sleep(0)  # the hand-over is scheduled on this loop
+        if self._handover is not None:
+            await self._handover
+
+    def _hand_over(self, child: ProcessWriter) -> None:
+        """Make the booted child the writer: operations submitted from now on are held in
+        this process until the thread writer has committed everything it was given (a
+        barrier operation queued behind them), then sent to the child in order."""
+        if self._spare is not child:
+            return
+        old = self._writer
+        if self._closed or old is None or child.ready.exception() is not None:
+            return  # close() aborts it; a child that failed to start leaves the thread writer
+        self._spare = None
+        loop = asyncio.get_running_loop()
+        barrier: asyncio.Future[Any] = loop.create_future()
+        self._writer = child
+        try:
+            old.submit(Op(ops.w_nothing, barrier, loop))
+        except StateError:
+            barrier.set_result(None)
+
+        async def switch() -> None:
+            with contextlib.suppress(Exception):  # a failed barrier failed its ops already
+                await barrier
+            child.release()
+            await loop.run_in_executor(None, old.stop)
+
+        self._handover = asyncio.ensure_future(switch())
+
     async def close(self) -> None:
         """Commit what is queued, stop the threads and close the connections (idempotent)."""
         if self._closed:
             return
         self._closed = True
+        loop = asyncio.get_running_loop()
+        spare, self._spare = self._spare, None
+        if spare is not None:  # never took over: nothing was sent to it
+            await loop.run_in_executor(None, spare.abort)
+        if self._handover is not None:
+            await self._handover
         writer, self._writer = self._writer, None
         reader, self._reader = self._reader, None
         loop = asyncio.get_running_loop()
@@ -492,6 +565,10 @@ class SqliteStateStore:
         self, run_id: str, steps: Sequence[StepWrite], items: Sequence[ItemWrite]
     ) -> None:
         """Many put_step and set_item changes in one transaction (one queued operation)."""
+        if self.writer_kind == "auto":
+            self._journaled += len(steps)
+            if self._journaled >= PROCESS_AFTER and self._journaled - len(steps) < PROCESS_AFTER:
+                self._start_process_writer(asyncio.get_running_loop())
         step_rows = []
         attempt_rows = []
         row_values = ops.STEP_ROW_VALUES  # keyed by StepStatus, a str enum: plain text works too

@@ -277,6 +277,10 @@ def w_kv_set(params: tuple[Any, ...], c: sqlite3.Connection) -> None:
     )
 
 
+def w_nothing(c: sqlite3.Connection) -> None:
+    """An empty transaction: queued behind other writes, its commit means they committed."""
+
+
 def w_pragmas(c: sqlite3.Connection) -> dict[str, Any]:
     names = ("journal_mode", "synchronous", "busy_timeout", "foreign_keys", "user_version")
     return {name: c.execute(f"PRAGMA {name}").fetchone()[0] for name in names}

@@ -125,8 +125,10 @@ class ProcessWriter:
     """Drop-in for the writer thread (`flowkit.state.sql.writer.Writer`): `start`, `ready`,
     `submit`, `stop`, `commits`, `failure`, with the transactions run by a child process."""
 
-    def __init__(self, name: str, settings: dict[str, Any]) -> None:
+    def __init__(self, name: str, settings: dict[str, Any], *, held: bool = False) -> None:
         self.name = name
+        # While held, frames wait here instead of in the pipe (see `release`).
+        self._held: list[bytes] | None = [] if held else None
         self._settings = settings
         self._proc: subprocess.Popen[bytes] | None = None
         self._to_child = -1
@@ -181,7 +183,11 @@ class ProcessWriter:
                 self._next_tag += 1
                 self._pending[tag] = (op.future, op.loop)
             try:
-                _write_all(self._to_child, _frame(("op", tag, op.fn, op.rows)))
+                frame = _frame(("op", tag, op.fn, op.rows))
+                if self._held is not None:
+                    self._held.append(frame)
+                else:
+                    _write_all(self._to_child, frame)
             except BaseException as exc:
                 with self._lock:
                     self._pending.pop(tag, None)
@@ -191,8 +197,35 @@ class ProcessWriter:
                     ) from None
                 raise
 
+    def release(self) -> None:
+        """Send the operations held since `submit` started (the writer this one replaces has
+        committed everything it was given), and every later one at once."""
+        with self._write_lock:
+            held, self._held = self._held, None
+            if held:  # OSError: the child is gone; its reader thread fails the pending ops
+                with contextlib.suppress(OSError):
+                    _write_all(self._to_child, b"".join(held))
+
+    def abort(self) -> None:
+        """Kill a child that was never given an operation (a store closed before handover)."""
+        with self._lock:
+            self._stopped = True
+        proc = self._proc
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            proc.kill()
+        proc.wait()
+        if self._reader is not None:
+            self._reader.join()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
     def stop(self) -> None:
         """Let the child commit everything already sent, then wait for it to exit."""
+        self.release()
         with self._write_lock:
             with self._lock:
                 first = not self._stopped
