@@ -19,7 +19,7 @@ import random
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ValidationError
 
@@ -43,7 +43,14 @@ from flowkit.expressions import compile_template
 from flowkit.expressions.template import Render, compile_value
 from flowkit.graph import StepGraph
 from flowkit.recipe.models import OnError, Recipe, Retry, Step
-from flowkit.state.base import ItemRecord, ItemStatus, StateStore, StepRecord, StepStatus
+from flowkit.state.base import (
+    ItemRecord,
+    ItemStatus,
+    StateStore,
+    StepRecord,
+    StepStatus,
+    StepWrite,
+)
 
 
 @dataclass
@@ -198,15 +205,22 @@ class ItemRun:
         if not pending or pending[-1] is not future:  # a tick's changes share one future
             pending.append(future)
 
-    async def put(self, step_key: str, outcome: Outcome, **kw: Any) -> None:
+    def put(
+        self,
+        step_key: str,
+        outcome: Outcome,
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
         """Queue a journal change for this item (durable by the next `settle`).
 
         Nothing with an effect happens before a settle: a write settles (its dependencies'
-        outcomes and its own intent) before sending, and the item settles before it is
-        marked finished, so "journaled before the next step acts" holds while a step's
-        outcome and the next step's intent share one transaction.
+        outcomes and its own intent) before sending, and the run drains the journal before
+        it reports, so "journaled before the next step acts" holds while a step's outcome
+        and the next step's intent share one transaction.
         """
-        assert self.scope.journal is not None
+        scope = self.scope
+        assert scope.journal is not None
         output = outcome.output
         error = redact.redact_text(outcome.error) if outcome.error else None
         if output is not None and redact.has_secrets():
@@ -215,20 +229,25 @@ class ItemRun:
                 # the stored output lost a secret: a resumed item must not render the mask
                 error = MASKED_OUTPUT
             output = masked
-        self._queued(
-            self.scope.journal.enqueue_step(
-                self.scope.recipe.name,
+        kind = outcome.kind
+        batch = scope.journal.enqueue(
+            StepWrite(
+                scope.recipe.name,
                 self.key,
                 step_key,
                 outcome.status,
-                self.scope.clock.now(),
-                output=output,
-                attempts=outcome.attempts,
-                error=error,
-                error_kind=outcome.kind.value if outcome.kind else None,
-                **kw,
+                scope.clock.now(),
+                output,
+                outcome.attempts,
+                error,
+                kind.value if kind is not None else None,
+                idempotency_key,
+                fingerprint,
             )
         )
+        pending = self.pending
+        if not pending or pending[-1] is not batch:  # a tick's changes share one future
+            pending.append(batch)
 
     # the graph --------------------------------------------------------------------------
     async def run(self) -> ItemResult:
@@ -344,13 +363,13 @@ class ItemRun:
         deps = scope.graph.deps[step.id]
         if any(self.outcomes[d].status is not StepStatus.OK for d in deps):
             outcome = Outcome(StepStatus.SKIPPED)
-            await self.put(step.id, outcome)
+            self.put(step.id, outcome)
             self.emit("step", step=step.id, status="skipped", message="a dependency did not run")
             return outcome
         try:
             if step.if_ is not None and not self.condition(step):
                 outcome = Outcome(StepStatus.SKIPPED)
-                await self.put(step.id, outcome)
+                self.put(step.id, outcome)
                 self.emit("step", step=step.id, status="skipped", message="condition is false")
                 return outcome
             if step.wait is not None:
@@ -362,7 +381,7 @@ class ItemRun:
         except (StepError, ExpressionError, PluginError) as exc:
             kind = exc.kind if isinstance(exc, StepError) else ErrorKind.VALIDATION
             outcome = Outcome(StepStatus.FAILED, error=str(exc), kind=kind)
-            await self.put(step.id, outcome)
+            self.put(step.id, outcome)
             self.emit("step", step=step.id, status="failed", message=str(exc))
             return outcome
 
@@ -384,12 +403,12 @@ class ItemRun:
             wake_at = self.until(step)
         if wake_at <= now:
             outcome = Outcome(StepStatus.OK, {"wake_at": wake_at, "woke_at": now})
-            await self.put(step.id, outcome)
+            self.put(step.id, outcome)
             self.emit("step", step=step.id, status="ok", message="wait is over")
             return outcome
         outcome = Outcome(StepStatus.WAITING, {"wake_at": wake_at}, wake_at=wake_at)
         if record is None or record.status is not StepStatus.WAITING:
-            await self.put(step.id, outcome)
+            self.put(step.id, outcome)
         self.emit("step", step=step.id, status="waiting", data={"wake_at": wake_at})
         return outcome
 
@@ -428,7 +447,7 @@ class ItemRun:
             return Outcome(worst.status, error=worst.error, kind=worst.kind)
         outcome = Outcome(StepStatus.OK, [o.output for o in outcomes], attempts=1)
         if not self.scope.dry_run:
-            await self.put(step.id, outcome)
+            self.put(step.id, outcome)
         return outcome
 
     # the call ---------------------------------------------------------------------------
@@ -486,7 +505,7 @@ class ItemRun:
                     f"then `flowkit items retry {scope.recipe.name} {self.key}`",
                     kind=ErrorKind.PERMANENT,
                 )
-                await self.put(step_key, outcome, idempotency_key=key, fingerprint=fp)
+                self.put(step_key, outcome, idempotency_key=key, fingerprint=fp)
                 self.emit("step", step=step_key, status="unknown", message=outcome.error)
                 return outcome
             if (
@@ -506,15 +525,21 @@ class ItemRun:
                 # happened" from "never sent" after a crash: a write without idempotency is then
                 # reported UNKNOWN, a keyed write is repeated under its key only if its input is
                 # unchanged. A naturally idempotent write (set a stock level) needs neither.
-                await self.put(
-                    step_key, Outcome(StepStatus.STARTED), idempotency_key=key, fingerprint=fp
-                )
-            await self.settle()
+                self.put(step_key, Outcome(StepStatus.STARTED), idempotency_key=key, fingerprint=fp)
+            if self.pending:
+                await self.settle()
             crashpoints.reached("before_send")
         started = scope.clock.now()
         try:
             try:  # most calls succeed at once: no retry machinery unless the first one fails
-                output, attempts = await self.attempt(step, plan, data, call, 1), 1
+                if plan.direct:  # no limit, no timeout: call the action itself
+                    try:
+                        output = await action.run(bound.session, data, call)
+                    except Exception as exc:
+                        self._fail(step, plan, exc, 1)
+                else:
+                    output = await self.attempt(step, plan, data, call, 1)
+                attempts = 1
             except ConnectorError as first:
                 output, attempts = await call_with_retry(
                     lambda attempt: self.attempt(step, plan, data, call, attempt),
@@ -536,7 +561,7 @@ class ItemRun:
                 status, error=message, kind=exc.kind, attempts=getattr(exc, "attempts", 1)
             )
             if not scope.dry_run:
-                await self.put(
+                self.put(
                     step_key, outcome, idempotency_key=key if is_write else None, fingerprint=fp
                 )
             self.emit("step", step=step_key, status=status.value, message=message)
@@ -544,9 +569,7 @@ class ItemRun:
         crashpoints.reached("after_send")
         outcome = Outcome(StepStatus.OK, _to_plain(output), attempts=attempts)
         if not scope.dry_run:
-            await self.put(
-                step_key, outcome, idempotency_key=key if is_write else None, fingerprint=fp
-            )
+            self.put(step_key, outcome, idempotency_key=key if is_write else None, fingerprint=fp)
             if crashpoints.active:
                 await self.settle()
                 crashpoints.reached("after_journal")
@@ -599,7 +622,6 @@ class ItemRun:
         if attempt != 1:
             call = CallContext(call.idempotency_key, call.recipe, call.step, call.item_key, attempt)
         bound = plan.bound
-        is_write = plan.is_write
         try:
             if plan.direct:
                 return await bound.action.run(bound.session, data, call)
@@ -607,28 +629,34 @@ class ItemRun:
                 async with bound.limit:
                     return await self._invoke(step, bound, data, call)
             return await self._invoke(step, bound, data, call)
-        except ConnectorError as exc:
+        except Exception as exc:
+            self._fail(step, plan, exc, attempt)
+
+    def _fail(self, step: Step, plan: StepPlan, exc: Exception, attempt: int) -> NoReturn:
+        """Raise what a failed attempt means to the engine: a ConnectorError (numbered), a
+        timeout as one, other flowkit errors as they are, and anything else as a crash of the
+        connector, which is reported and never retried."""
+        if isinstance(exc, ConnectorError):
             exc.attempts = attempt  # type: ignore[attr-defined]
-            raise
-        except TimeoutError:
+            raise exc
+        if isinstance(exc, TimeoutError):
             err = ConnectorError(
                 f"{step.use} timed out after {step.timeout:g}s",
                 kind=ErrorKind.TIMEOUT,
-                maybe_sent=is_write,
+                maybe_sent=plan.is_write,
             )
             err.attempts = attempt  # type: ignore[attr-defined]
             raise err from None
-        except (FlowkitError, asyncio.CancelledError):
-            raise
-        except Exception as exc:  # a bug in connector code: report it, never retry it
-            self.scope.debug(redact.redact_text(traceback.format_exc()))
-            err = ConnectorError(
-                f"{step.use} crashed: {type(exc).__name__}: {exc}",
-                kind=ErrorKind.PERMANENT,
-                maybe_sent=is_write,
-            )
-            err.attempts = attempt  # type: ignore[attr-defined]
-            raise err from exc
+        if isinstance(exc, FlowkitError):
+            raise exc
+        self.scope.debug(redact.redact_text(traceback.format_exc()))
+        err = ConnectorError(
+            f"{step.use} crashed: {type(exc).__name__}: {exc}",
+            kind=ErrorKind.PERMANENT,
+            maybe_sent=plan.is_write,
+        )
+        err.attempts = attempt  # type: ignore[attr-defined]
+        raise err from exc
 
     async def _invoke(self, step: Step, bound: Bound, data: BaseModel, call: CallContext) -> Any:
         if step.timeout is not None:

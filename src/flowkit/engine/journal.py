@@ -1,7 +1,7 @@
 """Coalesce journal writes: every step or item change made in one event-loop tick becomes one
 `StateStore.journal` call (one transaction, one queued operation).
 
-Callers queue a change (`enqueue_step`, `enqueue_item`) and await the returned future when
+Callers queue a change (`enqueue`, `enqueue_item`) and await the returned future when
 durability matters: the engine lets a step's outcome and the next step's intent share one
 transaction, and awaits both before that next step sends anything.
 Many items reaching a step boundary together share the cost. The items of a run resume
@@ -75,18 +75,11 @@ class Journal:
         if errors:
             raise errors[0]  # type: ignore[misc]
 
-    def enqueue_step(
-        self,
-        recipe: str,
-        item_key: str,
-        step_key: str,
-        status: StepStatus,
-        now: float,
-        **fields: Any,
-    ) -> asyncio.Future[None]:
-        """Queue a step change; the returned future resolves once it is durable."""
+    def enqueue(self, write: StepWrite) -> asyncio.Future[None]:
+        """Queue a step change built by the caller; the returned future resolves once it is
+        durable (the engine's hot path: one StepWrite, no keyword packing)."""
         steps = self._steps
-        steps.append(StepWrite(recipe, item_key, step_key, status, now, **fields))
+        steps.append(write)
         batch = self._future()
         if len(steps) >= self.flush_at:
             self._flush()
