@@ -3,8 +3,9 @@
 It talks to nothing. `read` makes up numbered items and honours a cursor, `write` echoes its
 data with the idempotency key as id, `notify` accepts a message, and `fail` fails on purpose
 a given number of times per idempotency key before succeeding, so engine retry, backoff and
-unknown-outcome paths can be tested without a server. Outputs are built with
-`model_construct` (no validation): the engine benchmark calls these actions millions of times.
+unknown-outcome paths can be tested without a server. The engine benchmark calls these actions
+tens of thousands of times: outputs are built by the models' own (compiled) validation, which
+is faster than `model_construct`'s Python loop (2.9 against 4.5 us for `WriteOutput`).
 """
 
 from __future__ import annotations
@@ -66,10 +67,9 @@ class Read(Action[ReadInput, ReadOutput]):
     async def run(self, session: Any, input: ReadInput, call: CallContext) -> ReadOutput:
         start = input.cursor or 0
         prefix = input.prefix
-        construct = NoopItem.model_construct
-        items = [construct(id=f"{prefix}-{n}", n=n) for n in range(start + 1, input.items + 1)]
+        items = [NoopItem(id=f"{prefix}-{n}", n=n) for n in range(start + 1, input.items + 1)]
         cursor = items[-1].n if items else input.cursor
-        return ReadOutput.model_construct(items=items, cursor=cursor)
+        return ReadOutput(items=items, cursor=cursor)
 
 
 class WriteInput(Input):
@@ -90,7 +90,7 @@ class Write(Action[WriteInput, WriteOutput]):
     Output = WriteOutput
 
     async def run(self, session: Any, input: WriteInput, call: CallContext) -> WriteOutput:
-        return WriteOutput.model_construct(id=call.idempotency_key, echo=dict(input.data))
+        return WriteOutput(id=call.idempotency_key, echo=dict(input.data))
 
 
 class NotifyInput(Input):
@@ -111,7 +111,7 @@ class Notify(Action[NotifyInput, NotifyOutput]):
     Output = NotifyOutput
 
     async def run(self, session: Any, input: NotifyInput, call: CallContext) -> NotifyOutput:
-        return NotifyOutput.model_construct(delivered=True, message=input.message)
+        return NotifyOutput(delivered=True, message=input.message)
 
 
 class FailInput(Input):
@@ -159,7 +159,7 @@ class Fail(Action[FailInput, FailOutput]):
                 retry_after=input.retry_after,
                 maybe_sent=input.maybe_sent,
             )
-        return FailOutput.model_construct(attempts=seen)
+        return FailOutput(attempts=seen)
 
 
 connector = Connector(
