@@ -332,6 +332,27 @@ def test_kill_at_every_named_phase(
 
 
 @pytest.mark.slow
+def test_kill_at_every_named_phase_with_the_writer_process(
+    shop: Shop,
+    crash_root: Path,
+    tally: Tally,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """The same kill points with the SQLite writer in its own process from the start (a run
+    this small stays on the writer thread otherwise): the killed run's child writer must not
+    commit anything that breaks the next run's view, and must go away with its parent."""
+    crasher = Crasher(shop, Flowkit(env={"FLOWKIT_STATE_WRITER": "process"}), crash_root)
+    verdicts = [
+        crasher.run_case(Case(f"process-{phase}-{n}", crash_at=f"{phase}:{n}"))
+        for phase, counts in PHASE_POINTS.items()
+        for n in counts
+    ]
+    tally.add("named-phase, writer process", verdicts)
+    assert all(v.fired for v in verdicts), [v.case.name for v in verdicts if not v.fired]
+    report(verdicts, record_property)
+
+
+@pytest.mark.slow
 def test_kill_at_random_times(
     shop: Shop,
     crash_root: Path,
