@@ -148,7 +148,7 @@ class ProcessWriter:
         root = str(Path(flowkit.__file__).resolve().parent.parent)
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", _BOOT, root],
+                [sys.executable, "-I", "-S", "-c", _BOOT, root],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,  # errors come back as frames, never as tracebacks
