@@ -15,7 +15,7 @@ import pytest
 
 from flowkit.errors import StateError
 from flowkit.state import sqlite as sqlite_module
-from flowkit.state.base import ItemStatus, StepStatus, StepWrite
+from flowkit.state.base import ItemStatus, ItemWrite, StepStatus, StepWrite
 from flowkit.state.sqlite import SqliteStateStore
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the writer process is POSIX-only")
@@ -73,6 +73,33 @@ async def test_the_process_writer_commits_what_the_thread_writer_would(db_path: 
             ("b", "ok"),
             ("a", "ok"),
         ]
+
+
+async def test_secrets_are_masked_before_rows_leave_for_the_writer_process(
+    db_path: Path,
+) -> None:
+    from flowkit import redact
+
+    redact.register("sk_live_PROCESS42")
+    async with SqliteStateStore(db_path, writer="process") as store:
+        await store.wait_writer()
+        await _admit(store, ["a"])
+        await store.journal(
+            "run-1",
+            [
+                StepWrite(
+                    "rec", "a", "s1", StepStatus.FAILED, 2.0,
+                    output={"token": "sk_live_PROCESS42"}, error="bad key sk_live_PROCESS42",
+                )
+            ],
+            [ItemWrite("rec", "a", ItemStatus.FAILED, 2.0, error="sk_live_PROCESS42 refused")],
+        )  # fmt: skip
+    raw = b"".join(p.read_bytes() for p in db_path.parent.iterdir() if p.is_file())
+    assert b"sk_live_PROCESS42" not in raw
+    with sqlite3.connect(db_path) as conn:
+        output, error = conn.execute("SELECT output, error FROM steps").fetchone()
+        (item_error,) = conn.execute("SELECT error FROM items").fetchone()
+    assert redact.MASK in output and redact.MASK in error and redact.MASK in item_error
 
 
 async def test_errors_come_back_as_the_same_one_line_state_errors(db_path: Path) -> None:

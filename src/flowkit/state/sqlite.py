@@ -55,6 +55,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from flowkit import redact
 from flowkit.errors import StateError
 from flowkit.state.base import (
     AttemptRecord,
@@ -569,24 +570,16 @@ class SqliteStateStore:
             self._journaled += len(steps)
             if self._journaled >= PROCESS_AFTER and self._journaled - len(steps) < PROCESS_AFTER:
                 self._start_process_writer(asyncio.get_running_loop())
-        step_rows = []
-        attempt_rows = []
-        row_values = ops.STEP_ROW_VALUES  # keyed by StepStatus, a str enum: plain text works too
-        for w in steps:
-            value, outcome = row_values[w.status]
-            err = None if w.error is None else ops.text(w.error)
-            out = None if w.output is None else ops.dumps(w.output)
-            if not w.attempt_only:
-                step_rows.append((w.recipe, w.item_key, w.step_key, value, out, w.attempts, err,
-                                  w.idempotency_key, w.fingerprint, w.now))  # fmt: skip
-            attempt_rows.append((run_id, w.recipe, w.item_key, w.step_key, w.attempts,
-                                 outcome, err, w.error_kind, w.now))  # fmt: skip
-        item_rows = [
-            (ItemStatus(i.status).value, i.wake_at, ops.text(i.error), i.now,
-             int(ItemStatus(i.status) is ItemStatus.FAILED), i.recipe, i.key)
-            for i in items
-        ]  # fmt: skip
-        await self._write(functools.partial(ops.w_journal, step_rows, attempt_rows, item_rows))
+        if isinstance(self._writer, ProcessWriter):
+            # The writer process has a core to itself: it builds the rows and encodes the
+            # outputs (ops.w_journal_writes). Secrets are masked here, where they are known.
+            if redact.has_secrets():
+                steps = [ops.masked_step(w) for w in steps]
+                items = [ops.masked_item(i) for i in items]
+            fn = functools.partial(ops.w_journal_writes, run_id, list(steps), list(items))
+        else:
+            fn = functools.partial(ops.w_journal, *ops.journal_rows(run_id, steps, items))
+        await self._write(fn)
 
     # connector key-value -------------------------------------------------------------------
 

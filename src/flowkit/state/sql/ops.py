@@ -19,9 +19,11 @@ from flowkit.state.base import (
     AttemptRecord,
     ItemRecord,
     ItemStatus,
+    ItemWrite,
     RunRecord,
     StepRecord,
     StepStatus,
+    StepWrite,
 )
 
 # Attempt outcome recorded for each step status.
@@ -176,6 +178,50 @@ def insert_many(c: sqlite3.Connection, single: str, rows: list[tuple[Any, ...]])
         )
     if rest:
         c.execute(_rows_sql(single, width, rest), [v for row in rows[full * CHUNK :] for v in row])
+
+
+def journal_rows(
+    run_id: str, steps: Sequence[StepWrite], items: Sequence[ItemWrite]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The step, attempt and item rows of a journal batch (outputs as masked JSON)."""
+    step_rows = []
+    attempt_rows = []
+    row_values = STEP_ROW_VALUES  # keyed by StepStatus, a str enum: plain text works too
+    for w in steps:
+        value, outcome = row_values[w.status]
+        err = None if w.error is None else text(w.error)
+        out = None if w.output is None else dumps(w.output)
+        if not w.attempt_only:
+            step_rows.append((w.recipe, w.item_key, w.step_key, value, out, w.attempts, err,
+                              w.idempotency_key, w.fingerprint, w.now))  # fmt: skip
+        attempt_rows.append((run_id, w.recipe, w.item_key, w.step_key, w.attempts,
+                             outcome, err, w.error_kind, w.now))  # fmt: skip
+    item_rows = [
+        (ItemStatus(i.status).value, i.wake_at, text(i.error), i.now,
+         int(ItemStatus(i.status) is ItemStatus.FAILED), i.recipe, i.key)
+        for i in items
+    ]  # fmt: skip
+    return step_rows, attempt_rows, item_rows
+
+
+def masked_step(w: StepWrite) -> StepWrite:
+    """`w` with secrets masked in its output and error (before it leaves this process)."""
+    return w._replace(
+        output=redact(w.output), error=None if w.error is None else redact_text(w.error)
+    )
+
+
+def masked_item(i: ItemWrite) -> ItemWrite:
+    return i._replace(error=None if i.error is None else redact_text(i.error))
+
+
+def w_journal_writes(
+    run_id: str, steps: list[StepWrite], items: list[ItemWrite], c: sqlite3.Connection
+) -> None:
+    """`w_journal` of `journal_rows(...)`: the rows built on the writer's side (the writer
+    process; its parent masked the secrets). Outputs arrive pickled: the engine stores
+    connector outputs as JSON-mode dumps, so they pickle and encode alike."""
+    w_journal(*journal_rows(run_id, steps, items), c)
 
 
 def w_journal(
