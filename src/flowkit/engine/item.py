@@ -123,6 +123,7 @@ def _to_plain(value: Any) -> Any:
 
 
 MASKED_OUTPUT = "output stored with secrets masked"
+NOT_SENT = "the run stopped before sending it; the next run sends it"
 
 
 class StepError(Exception):
@@ -527,7 +528,20 @@ class ItemRun:
                 # unchanged. A naturally idempotent write (set a stock level) needs neither.
                 self.put(step_key, Outcome(StepStatus.STARTED), idempotency_key=key, fingerprint=fp)
             if self.pending:
-                await self.settle()
+                try:
+                    await self.settle()
+                except asyncio.CancelledError:
+                    if plan.intent:
+                        # The run is stopping (Ctrl-C, SIGTERM) and this write was not sent:
+                        # say so, or the next run would find only the intent and report a
+                        # write without idempotency "unknown". A failed step runs again.
+                        self.put(
+                            step_key,
+                            Outcome(StepStatus.FAILED, error=NOT_SENT, kind=ErrorKind.TRANSIENT),
+                            idempotency_key=key,
+                            fingerprint=fp,
+                        )
+                    raise
             crashpoints.reached("before_send")
         started = scope.clock.now()
         try:

@@ -12,6 +12,7 @@ A recipe without a trigger runs one item per invocation, keyed by the run id.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -279,9 +280,16 @@ class RecipeRun:
         async def work(record: ItemRecord) -> ItemResult:
             return await ItemRun(scope, record, journals.pop(record.key, None)).run()
 
-        with relaxed_gc():
-            results = await self.options.executor.run_all(records, work, concurrency)
         assert scope.journal is not None
+        with relaxed_gc():
+            try:
+                results = await self.options.executor.run_all(records, work, concurrency)
+            except asyncio.CancelledError:
+                # Stopping: what the items journaled on the way out (writes withdrawn before
+                # they were sent) must reach the store before it is closed.
+                with contextlib.suppress(Exception):
+                    await scope.journal.drain()
+                raise
         await scope.journal.drain()  # the items' last changes are durable before any report
         for result in results:
             self.summary.processed += 1
