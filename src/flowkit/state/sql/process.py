@@ -14,9 +14,11 @@ batch `("acks", commits, [(tag, result, error), ...])` for the operations it com
 failed), and `("stopped", commits)`. Operations are applied in the order they were sent.
 
 Lifetime: the child ignores SIGINT, SIGTERM and SIGHUP (a Ctrl-C reaches the whole process
-group; the parent decides when to stop). When its stdin reaches end-of-file without a stop,
-the parent is gone (even after kill -9): the child exits at once, after the transaction it is
-in, which SQLite keeps atomic. Nothing it did not acknowledge was promised to anyone.
+group; the parent decides when to stop). Before each batch it checks that its parent is
+still alive (`getppid`), and when its stdin reaches end-of-file without a stop the parent is
+gone too (even after kill -9): either way it exits at once, committing nothing more, as the
+writer thread would have died with its process. The transaction it may be in when the parent
+dies completes or not, atomically; nothing it did not acknowledge was promised to anyone.
 
 Both sides are flowkit's own code; pickle is used between them only.
 """
@@ -307,6 +309,7 @@ class ProcessWriter:
 
 def child_main() -> None:
     """Entry point of the writer process (started by `ProcessWriter.start`)."""
+    parent = os.getppid()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     frames = _Frames(0)
@@ -363,7 +366,10 @@ def child_main() -> None:
         while not stopping:
             messages = queued or frames.batch()
             queued = []
-            if messages is None:  # the parent is gone: nobody waits for an answer
+            if messages is None or os.getppid() != parent:
+                # The parent is gone (killed: its pipe may still hold operations it never
+                # saw acknowledged). Commit none of them: like the writer thread, which dies
+                # with its process, so the next run finds only what was acknowledged.
                 os._exit(0)
             ops: list[WriteOp] = []
             for message in messages:
