@@ -43,7 +43,7 @@ class Batch(asyncio.Future[None]):
         super().cancel()
 
 
-FLUSH_AT = 64  # step changes per batch before it is sent without waiting for the tick's end
+FLUSH_AT = 64  # step changes per batch before it is sent early (the runner sets its own)
 
 
 class Journal:
