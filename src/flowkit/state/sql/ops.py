@@ -216,12 +216,17 @@ def masked_item(i: ItemWrite) -> ItemWrite:
 
 
 def w_journal_writes(
-    run_id: str, steps: list[StepWrite], items: list[ItemWrite], c: sqlite3.Connection
+    run_id: str,
+    steps: list[tuple[Any, ...]],
+    items: list[tuple[Any, ...]],
+    c: sqlite3.Connection,
 ) -> None:
     """`w_journal` of `journal_rows(...)`: the rows built on the writer's side (the writer
     process; its parent masked the secrets). Outputs arrive pickled: the engine stores
-    connector outputs as JSON-mode dumps, so they pickle and encode alike."""
-    w_journal(*journal_rows(run_id, steps, items), c)
+    connector outputs as JSON-mode dumps, so they pickle and encode alike. The changes come
+    as the plain tuples of StepWrite and ItemWrite, which pickle faster."""
+    writes = [StepWrite._make(t) for t in steps]
+    w_journal(*journal_rows(run_id, writes, [ItemWrite._make(t) for t in items]), c)
 
 
 def w_journal(
