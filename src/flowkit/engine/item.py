@@ -246,9 +246,7 @@ class ItemRun:
                 fingerprint,
             )
         )
-        pending = self.pending
-        if not pending or pending[-1] is not batch:  # a tick's changes share one future
-            pending.append(batch)
+        self._queued(batch)
 
     # the graph --------------------------------------------------------------------------
     async def run(self) -> ItemResult:

@@ -103,12 +103,11 @@ class Journal:
         self, recipe: str, item_key: str, step_key: str, now: float, **fields: Any
     ) -> None:
         """Append a failed attempt's row (not awaited: it is history, not a promise)."""
-        self._steps.append(
+        self.enqueue(
             StepWrite(
                 recipe, item_key, step_key, StepStatus.FAILED, now, attempt_only=True, **fields
             )
         )
-        self._future()
 
     def _future(self) -> asyncio.Future[None]:
         """The future of the batch being built in this tick (one for all its changes)."""

@@ -70,7 +70,7 @@ from flowkit.state.base import (
 )
 from flowkit.state.sql import ops
 from flowkit.state.sql.connect import connect
-from flowkit.state.sql.errors import Clock, SystemClock, retry_busy, state_error
+from flowkit.state.sql.errors import Clock, SystemClock, retry_busy, translate
 from flowkit.state.sql.lock import FileLock, acquire, lock_path, make_private_dirs
 from flowkit.state.sql.process import ProcessWriter
 from flowkit.state.sql.writer import Op, WriteFn, Writer
@@ -202,9 +202,7 @@ class SqliteStateStore:
         return retry_busy(fn, self.clock, self.busy_retry)
 
     def _translate(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, sqlite3.Error):
-            return state_error(exc, str(self.path), self.busy_timeout + self.busy_retry)
-        return exc
+        return translate(exc, str(self.path), self.busy_timeout + self.busy_retry)
 
     def _connect(self, *, writer: bool) -> sqlite3.Connection:
         return connect(
@@ -375,7 +373,6 @@ class SqliteStateStore:
             await self._handover
         writer, self._writer = self._writer, None
         reader, self._reader = self._reader, None
-        loop = asyncio.get_running_loop()
         if writer is not None:
             await loop.run_in_executor(None, writer.stop)
         if reader is not None:

@@ -91,6 +91,13 @@ def retry_busy(fn: Callable[[], T], clock: Clock, budget: float) -> T:
             delay = min(delay * 2, 0.5)
 
 
+def translate(exc: BaseException, path: str, waited: float) -> BaseException:
+    """A sqlite3 error as the StateError for `path` (`state_error`); anything else as it is."""
+    if isinstance(exc, sqlite3.Error):
+        return state_error(exc, path, waited)
+    return exc
+
+
 def state_error(exc: sqlite3.Error, path: str, waited: float) -> StateError:
     """A one-line StateError for a sqlite3 error on the database file `path`."""
     code = error_code(exc)

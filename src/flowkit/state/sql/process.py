@@ -320,7 +320,7 @@ def child_main() -> None:
     settings, queued = first[0], first[1:]
 
     from flowkit.state.sql.connect import connect
-    from flowkit.state.sql.errors import SystemClock, retry_busy, state_error
+    from flowkit.state.sql.errors import SystemClock, retry_busy, translate
     from flowkit.state.sql.writer import MAX_BATCH, Batcher
     from flowkit.state.sql.writer import Op as WriteOp
 
@@ -332,13 +332,6 @@ def child_main() -> None:
     def deliver(outcomes: Outcomes) -> None:
         for op, result, exc in outcomes:
             acks.append((op.tag, result, None if exc is None else _pack_error(exc)))
-
-    def translate(exc: BaseException) -> BaseException:
-        import sqlite3
-
-        if isinstance(exc, sqlite3.Error):
-            return state_error(exc, path, settings["busy_timeout"] + budget)
-        return exc
 
     batcher = Batcher(
         functools.partial(
@@ -352,7 +345,7 @@ def child_main() -> None:
             migrate=False,  # the parent migrated the file before it started this process
         ),
         lambda fn: retry_busy(fn, clock, budget),
-        translate,
+        functools.partial(translate, path=path, waited=settings["busy_timeout"] + budget),
         deliver,
     )
     try:
