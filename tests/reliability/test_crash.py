@@ -313,6 +313,24 @@ def test_kill_after_every_write_request(
     report(verdicts, record_property)
 
 
+def kill_at_named_phases(
+    crasher: Crasher,
+    label: str,
+    prefix: str,
+    tally: Tally,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """Kill a run at every named phase point (FLOWKIT_CRASH_AT), re-run to the end, check."""
+    verdicts = [
+        crasher.run_case(Case(f"{prefix}{phase}-{n}", crash_at=f"{phase}:{n}"))
+        for phase, counts in PHASE_POINTS.items()
+        for n in counts
+    ]
+    tally.add(label, verdicts)
+    assert all(v.fired for v in verdicts), [v.case.name for v in verdicts if not v.fired]
+    report(verdicts, record_property)
+
+
 @pytest.mark.slow
 def test_kill_at_every_named_phase(
     shop: Shop,
@@ -321,14 +339,7 @@ def test_kill_at_every_named_phase(
     record_property: Callable[[str, object], None],
 ) -> None:
     crasher = Crasher(shop, Flowkit(), crash_root)
-    verdicts = [
-        crasher.run_case(Case(f"{phase}-{n}", crash_at=f"{phase}:{n}"))
-        for phase, counts in PHASE_POINTS.items()
-        for n in counts
-    ]
-    tally.add("named-phase", verdicts)
-    assert all(v.fired for v in verdicts), [v.case.name for v in verdicts if not v.fired]
-    report(verdicts, record_property)
+    kill_at_named_phases(crasher, "named-phase", "", tally, record_property)
 
 
 @pytest.mark.slow
@@ -342,14 +353,7 @@ def test_kill_at_every_named_phase_with_the_writer_process(
     this small stays on the writer thread otherwise): the killed run's child writer must not
     commit anything that breaks the next run's view, and must go away with its parent."""
     crasher = Crasher(shop, Flowkit(env={"FLOWKIT_STATE_WRITER": "process"}), crash_root)
-    verdicts = [
-        crasher.run_case(Case(f"process-{phase}-{n}", crash_at=f"{phase}:{n}"))
-        for phase, counts in PHASE_POINTS.items()
-        for n in counts
-    ]
-    tally.add("named-phase, writer process", verdicts)
-    assert all(v.fired for v in verdicts), [v.case.name for v in verdicts if not v.fired]
-    report(verdicts, record_property)
+    kill_at_named_phases(crasher, "named-phase, writer process", "process-", tally, record_property)
 
 
 @pytest.mark.slow
