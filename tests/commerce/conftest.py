@@ -13,17 +13,7 @@ from flowkit.connectors.base import CallContext, Runtime
 from flowkit.sandbox.server import ServerHandle, serve_in_thread
 from flowkit.sandbox.shopify import ShopifyServer
 from flowkit.sandbox.woocommerce import WooCommerceServer
-
-
-class MemoryKV:
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    async def get(self, key: str) -> str | None:
-        return self.data.get(key)
-
-    async def set(self, key: str, value: str) -> None:
-        self.data[key] = value
+from flowkit.testing.connectors import MemoryKV
 
 
 class FakeClock:

@@ -22,17 +22,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from flowkit.connectors.base import CallContext, Runtime
 from flowkit.sandbox.server import free_port
-
-
-class DictKV:
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    async def get(self, key: str) -> str | None:
-        return self.data.get(key)
-
-    async def set(self, key: str, value: str) -> None:
-        self.data[key] = value
+from flowkit.testing.connectors import MemoryKV
 
 
 class RecordingRuntime(Runtime):
@@ -43,7 +33,7 @@ class RecordingRuntime(Runtime):
         self.lines: list[str] = []
         super().__init__(
             connection="test",
-            kv=DictKV(),
+            kv=MemoryKV(),
             register_secret=self.secrets.append,
             debug=self.lines.append,
             base_dir=str(base_dir),

@@ -12,25 +12,13 @@ from flowkit.connectors.base import CallContext, ConnectorError, Runtime
 from flowkit.connectors.quickbooks import QuickBooksSession, QuickBooksSettings, connector
 from flowkit.sandbox.quickbooks import DEFAULT_CLIENT_SECRET, TOKEN_PATH, QuickBooksSandbox
 from flowkit.sandbox.server import ServerHandle, serve_in_thread
-
-
-class DictKV:
-    """A KeyValueStore backed by a dict (what the state store's kv table does durably)."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    async def get(self, key: str) -> str | None:
-        return self.data.get(key)
-
-    async def set(self, key: str, value: str) -> None:
-        self.data[key] = value
+from flowkit.testing.connectors import MemoryKV
 
 
 class RecordingRuntime(Runtime):
     """A Runtime that remembers the secrets registered with it."""
 
-    def __init__(self, kv: DictKV) -> None:
+    def __init__(self, kv: MemoryKV) -> None:
         self.secrets: list[str] = []
         super().__init__(connection="qbo", kv=kv, register_secret=self.secrets.append)
 
@@ -50,12 +38,12 @@ def sandbox(qbo: tuple[QuickBooksSandbox, ServerHandle]) -> QuickBooksSandbox:
 
 
 @pytest.fixture
-def kv() -> DictKV:
-    return DictKV()
+def kv() -> MemoryKV:
+    return MemoryKV()
 
 
 @pytest.fixture
-def runtime(kv: DictKV) -> RecordingRuntime:
+def runtime(kv: MemoryKV) -> RecordingRuntime:
     return RecordingRuntime(kv)
 
 
