@@ -12,7 +12,7 @@ given in the query string. Each client sends `--requests` POSTs from `--concurre
   recipe    a whole flowkit run (in-process): 1,000 items, each one journaled idempotent POST;
             the connection allows `--concurrency` requests in flight, the recipe twice as many
             items (so that items waiting on a journal commit do not leave the pipe empty)
-  flowkit   HttpClient with AiohttpTransport (max_connections = concurrency)
+  flowkit   HttpClient with its Http11Transport (max_connections = concurrency)
   raw       HTTP/1.1 written by hand on asyncio streams, one connection per worker
   aiohttp   plain aiohttp ClientSession (connector limit = concurrency), for reference
   httpx     httpx.AsyncClient with its default transport (httpcore), for reference

@@ -1,4 +1,4 @@
-"""AiohttpTransport against real aiohttp servers on 127.0.0.1."""
+"""Http11Transport against real aiohttp servers on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from flowkit.connectors.http_client import HttpClient
-from flowkit.connectors.http_transport import AiohttpTransport
+from flowkit.connectors.http_transport import Http11Transport
 from flowkit.errors import ConnectorError, ErrorKind
 from flowkit.sandbox.server import free_port
 
@@ -99,7 +99,7 @@ async def test_gzip_body_is_decoded(server: Any) -> None:
 
 
 async def test_plain_httpx_client_over_the_transport(server: Any) -> None:
-    async with httpx.AsyncClient(base_url=server.url, transport=AiohttpTransport()) as client:
+    async with httpx.AsyncClient(base_url=server.url, transport=Http11Transport()) as client:
         response = await client.get("/echo", params={"x": "1"})
     assert response.status_code == 200
     assert response.http_version == "HTTP/1.1"
@@ -196,7 +196,7 @@ async def test_503_then_success_classification(server: Any) -> None:
 
 
 async def test_closed_transport_refuses() -> None:
-    transport = AiohttpTransport()
+    transport = Http11Transport()
     await transport.aclose()
     http = HttpClient("http://127.0.0.1:9", transport=transport)
     with pytest.raises(ConnectorError):
@@ -205,7 +205,7 @@ async def test_closed_transport_refuses() -> None:
 
 def test_rejects_zero_connections() -> None:
     with pytest.raises(ValueError, match="max_connections"):
-        AiohttpTransport(max_connections=0)
+        Http11Transport(max_connections=0)
 
 
 async def test_connect_timeout_is_timeout_not_sent(silent_listener: int) -> None:
@@ -226,7 +226,7 @@ async def test_explicit_proxy_receives_the_request(serve: Any) -> None:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", proxy)
     handle = serve(app)
-    transport = AiohttpTransport(proxy=handle.url)
+    transport = Http11Transport(proxy=handle.url)
     async with HttpClient("http://shop.invalid/api", transport=transport) as http:
         assert await http.get_json("orders", params={"page": 2}) == {"proxied": True}
     assert seen == ["GET shop.invalid /api/orders?page=2"]

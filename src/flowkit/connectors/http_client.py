@@ -1,6 +1,6 @@
 """The HTTP layer every HTTP connector shares: one pooled client, classified errors.
 
-`HttpClient` sends requests (httpx requests and auth flows, `AiohttpTransport` underneath by
+`HttpClient` sends requests (httpx requests and auth flows, `Http11Transport` underneath by
 default) and turns every failure into a `ConnectorError` whose `ErrorKind` drives the engine's
 retries:
 
@@ -37,6 +37,7 @@ import httpx
 from flowkit import __version__
 from flowkit.connectors.auth import TOKEN_REQUEST, FlowkitAuth
 from flowkit.connectors.base import Runtime, no_debug
+from flowkit.connectors.http_transport import Http11Transport
 from flowkit.errors import ConnectorError, ErrorKind
 
 __all__ = [
@@ -262,11 +263,7 @@ class HttpClient:
         self._classify = classify
         self._runtime = runtime
         if transport is None:
-            # imported here: aiohttp costs ~0.1-0.3 s to import, and `flowkit validate` loads
-            # every connector module without ever sending a request
-            from flowkit.connectors.http_transport import AiohttpTransport
-
-            transport = AiohttpTransport(max_connections=max_connections)
+            transport = Http11Transport(max_connections=max_connections)
         self._transport = transport
         self._headers = httpx.Headers(
             {"User-Agent": f"flowkit/{__version__}", "Accept-Encoding": "gzip, deflate"}
