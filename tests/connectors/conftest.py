@@ -5,9 +5,7 @@ self-signed certificate made with the `openssl` command line."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import policy
@@ -156,35 +154,3 @@ def smtp_server() -> Iterator[Callable[..., MailServer]]:
         if release is not None:
             server.controller.loop.call_soon_threadsafe(release.set)
         server.controller.stop()
-
-
-@dataclass(frozen=True)
-class Certificate:
-    cert: Path
-    key: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(self.cert), str(self.key))
-        return context
-
-
-@pytest.fixture(scope="session")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    """A self-signed certificate for 127.0.0.1 and localhost (made with `openssl`)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("TLS tests need the `openssl` command (the cryptography package is absent)")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )  # fmt: skip
-    return Certificate(cert, key)
