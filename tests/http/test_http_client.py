@@ -13,6 +13,8 @@ import pytest
 from flowkit.connectors.http_client import (
     HttpClient,
     TokenBucket,
+    header_dict,
+    json_body,
     next_link,
     paginate_cursor,
     paginate_pages,
@@ -401,3 +403,30 @@ def test_query_encoding_and_its_cache_keep_types_apart() -> None:
     assert urls == [base + q for q in ("a=1", "a=true", "a=1.0", "a=", "a=1", "a=x&a=y")]
     pairs = client.build_request("GET", "x?z=0", params=[("created[gt]", 5), ("b", "c d")])
     assert str(pairs.url) == base + "z=0&created%5Bgt%5D=5&b=c+d"
+
+
+def test_header_dict_matches_httpx_items() -> None:
+    raw = [
+        (b"Content-Type", b"application/json"),
+        (b"Set-Cookie", b"a=1"),
+        (b"set-cookie", b"b=2"),
+        (b"X-Note", b"plain"),
+    ]
+    response = httpx.Response(200, headers=raw)
+    assert header_dict(response) == dict(response.headers.items())
+    assert header_dict(response)["set-cookie"] == "a=1, b=2"
+    latin = httpx.Response(200, headers=[(b"X-Name", "Zoë".encode())])
+    assert header_dict(latin) == dict(latin.headers.items())
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"a": "\xc3\xa9"}',
+        b'\xef\xbb\xbf{"a": "\xc3\xa9"}',
+        '{"a": "é"}'.encode("utf-16"),
+    ],
+    ids=["utf-8", "utf-8-bom", "utf-16"],
+)
+def test_json_body_reads_what_json_loads_reads(content: bytes) -> None:
+    assert json_body(content) == json.loads(content) == {"a": "é"}

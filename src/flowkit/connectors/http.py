@@ -44,7 +44,13 @@ from flowkit.connectors.base import (
     Output,
     Runtime,
 )
-from flowkit.connectors.http_client import HttpClient, TokenBucket, next_link, paginate_cursor
+from flowkit.connectors.http_client import (
+    HttpClient,
+    TokenBucket,
+    header_dict,
+    next_link,
+    paginate_cursor,
+)
 from flowkit.errors import ConnectorError
 
 __all__ = ["HttpSession", "HttpSettings", "connector", "make_client"]
@@ -206,10 +212,10 @@ class HttpResponse(Output):
     body: Any = None
 
 
-def _body(client: HttpClient, response: httpx.Response) -> Any:
+def _body(client: HttpClient, response: httpx.Response, headers: dict[str, str]) -> Any:
     if not response.content:
         return None
-    ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json" or ctype.endswith("+json"):
         return client.json(response)
     return response.text
@@ -231,10 +237,11 @@ async def _send(
     response = await session.client.request(
         method, input.path, params=input.query or None, json=body, headers=headers
     )
+    received = header_dict(response)
     return HttpResponse(
         status=response.status_code,
-        headers=dict(response.headers.items()),
-        body=_body(session.client, response),
+        headers=received,
+        body=_body(session.client, response, received),
     )
 
 

@@ -45,6 +45,8 @@ __all__ = [
     "RateLimiter",
     "TokenBucket",
     "default_error_message",
+    "header_dict",
+    "json_body",
     "kind_for_status",
     "next_link",
     "paginate_cursor",
@@ -222,6 +224,36 @@ def _raw(headers: httpx.Headers) -> list[tuple[bytes, bytes, bytes]]:
     """httpx's own normalised form of headers: (name, lower-case name, value) as bytes. Handing
     it to a new `httpx.Headers` saves encoding the same default headers for every request."""
     return headers._list
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def json_body(content: bytes) -> Any:
+    """`json.loads(content)`: UTF-8 (what RFC 8259 requires) decoded directly, which skips
+    the encoding detection `json.loads` runs on bytes; anything else goes through it."""
+    if not content.startswith(_BOM):
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return jsonlib.loads(text)
+    return jsonlib.loads(content)
+
+
+def header_dict(response: httpx.Response) -> dict[str, str]:
+    """Lower-case header names to values, repeated ones joined by ", ": what
+    `dict(response.headers.items())` gives, at a quarter of the cost for ASCII headers."""
+    found: dict[str, str] = {}
+    try:
+        for _name, lower, value in _raw(response.headers):
+            key = lower.decode("ascii")
+            text = value.decode("ascii")
+            found[key] = f"{found[key]}, {text}" if key in found else text
+    except UnicodeDecodeError:
+        return dict(response.headers.items())
+    return found
 
 
 def _listens(debug: Callable[[str], None]) -> bool:
@@ -510,7 +542,7 @@ class HttpClient:
     def json(self, response: httpx.Response) -> Any:
         """The JSON body of a response, or ConnectorError(PERMANENT, "malformed JSON ...")."""
         try:
-            return jsonlib.loads(response.content)
+            return json_body(response.content)
         except ValueError as exc:
             request = response.request
             raise ConnectorError(
