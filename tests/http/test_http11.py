@@ -213,6 +213,26 @@ async def test_silent_server_is_a_read_timeout_maybe_sent() -> None:
     assert info.value.maybe_sent is True
 
 
+async def test_read_timeouts_of_different_lengths_share_one_watch() -> None:
+    async def reply(_n: int, request: bytes, writer: asyncio.StreamWriter) -> bool:
+        if b"/silent" in request.split(b"\r\n")[0]:
+            await asyncio.sleep(5)
+            return False
+        await asyncio.sleep(0.6)
+        writer.write(ok())
+        return True
+
+    transport = Http11Transport()
+    async with Scripted(reply) as server, httpx.AsyncClient(transport=transport) as client:
+        slow = asyncio.create_task(client.get(server.url + "/slow", timeout=5))
+        await asyncio.sleep(0.05)  # the long deadline is watched first
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(server.url + "/silent", timeout=0.2)
+        assert asyncio.get_running_loop().time() - started < 2.5  # not held to the 5 s watch
+        assert (await slow).json() == {"ok": True}
+
+
 @pytest.mark.parametrize(
     "answer",
     [

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import ssl
 from collections import deque
 from collections.abc import Mapping
@@ -83,8 +84,9 @@ class _Response:
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: sends a request and parses its response as it arrives."""
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, origin: Origin, silence: _Silence) -> None:
         self.origin = origin
+        self._silence = silence
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.served = 0  # responses completed on this connection
@@ -101,7 +103,6 @@ class _Connection(asyncio.Protocol):
         self._received = False  # any byte of the current response
         self._last_read = 0.0
         self._read_timeout: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._write_ready: asyncio.Future[None] | None = None
         self._paused = False
 
@@ -174,16 +175,17 @@ class _Connection(asyncio.Protocol):
         self.transport.write(data)
         if self._paused and not self.closed:
             await self._drain(write_timeout)
+        watched = False
         if read_timeout is not None and not waiter.done():
+            watched = True
             self._last_read = self._loop.time()
-            self._timer = self._loop.call_at(self._last_read + read_timeout, self._check_silence)
+            self._silence.watch(self, self._last_read + read_timeout)
         try:
             response = await waiter
         finally:
             self._waiter = None
-            timer, self._timer = self._timer, None
-            if timer is not None:
-                timer.cancel()
+            if watched:
+                self._silence.forget(self)
         self.served += 1
         return response
 
@@ -197,16 +199,13 @@ class _Connection(asyncio.Protocol):
             self.close()
             raise httpx.WriteTimeout("timed out sending the request") from None
 
-    def _check_silence(self) -> None:
-        self._timer = None
-        if self._read_timeout is None or self._waiter is None or self._waiter.done():
-            return
-        due = self._last_read + self._read_timeout
-        if self._loop.time() >= due - 0.001:
-            self._fail(httpx.ReadTimeout("timed out waiting for the response"))
-            self.close()
-        else:
-            self._timer = self._loop.call_at(due, self._check_silence)
+    def read_due(self) -> float:
+        """When the read timeout expires if nothing more arrives."""
+        return self._last_read + (self._read_timeout or 0.0)
+
+    def timed_out(self) -> None:
+        self._fail(httpx.ReadTimeout("timed out waiting for the response"))
+        self.close()
 
     def close(self) -> None:
         self.closed = True
@@ -393,6 +392,56 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(self._response)
 
 
+class _Silence:
+    """The read timeouts of all of a transport's connections, kept by one timer.
+
+    A timer per request costs a heap push and a cancelled entry in the event loop's heap
+    (whose ordering runs Python code); here the timer is moved only when a request's deadline
+    comes before the one set. When it fires it fails the connections silent for their whole
+    read timeout and sets itself for the nearest deadline left.
+    """
+
+    def __init__(self) -> None:
+        self.waiting: set[_Connection] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._due = math.inf
+
+    def watch(self, conn: _Connection, deadline: float) -> None:
+        self.waiting.add(conn)
+        if deadline < self._due:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._due = deadline
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._sweep)
+
+    def forget(self, conn: _Connection) -> None:
+        self.waiting.discard(conn)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        self._due = math.inf
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        nearest = math.inf
+        for conn in list(self.waiting):
+            due = conn.read_due()
+            if now >= due - 0.001:  # the loop's clock resolution
+                self.waiting.discard(conn)
+                conn.timed_out()
+            elif due < nearest:
+                nearest = due
+        if nearest < math.inf:
+            self._due = nearest
+            self._timer = loop.call_at(nearest, self._sweep)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._due = math.inf
+        self.waiting.clear()
+
+
 class _Pool:
     """At most `limit` connections in all; idle ones kept per origin, newest reused first."""
 
@@ -548,6 +597,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self._verify = verify
         self._ssl: ssl.SSLContext | None = None
         self._pool = _Pool(max_connections, keepalive_expiry)
+        self._silence = _Silence()
         self._closed = False
         self._proxy: Origin | None = None
         self._proxy_auth: bytes | None = None
@@ -652,7 +702,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         """A new connection to `origin` (through the proxy when set), in the reserved slot."""
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
-        conn = _Connection(origin)
+        conn = _Connection(origin, self._silence)
         try:
             async with asyncio.timeout(timeout):
                 if self._proxy is None:
@@ -713,6 +763,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         self._closed = True
         self._pool.close()
+        self._silence.close()
 
 
 def _response(answer: _Response, request: httpx.Request) -> httpx.Response:
