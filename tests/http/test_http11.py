@@ -403,3 +403,35 @@ async def test_https_through_a_connect_proxy(certificate: Any) -> None:
 def test_only_http_proxies() -> None:
     with pytest.raises(ValueError, match="only http://"):
         Http11Transport(proxy="socks5://127.0.0.1:1080")
+
+
+async def test_plain_http_through_a_proxy_reuses_the_proxy_connection() -> None:
+    async def reply(_n: int, _request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(ok(b'{"proxied":true}'))
+        return True
+
+    async with Scripted(reply) as proxy:
+        transport = Http11Transport(proxy=proxy.url)
+        async with HttpClient("http://shop.invalid/api", transport=transport) as http:
+            for page in (1, 2, 3):
+                assert await http.get_json("orders", params={"page": page}) == {"proxied": True}
+    assert proxy.connections == 1
+    lines = [r.split(b"\r\n")[0] for r in proxy.requests]
+    assert lines == [b"GET http://shop.invalid/api/orders?page=%d HTTP/1.1" % p for p in (1, 2, 3)]
+
+
+async def test_a_waiter_cancelled_as_it_is_handed_a_slot_passes_it_on() -> None:
+    from flowkit.connectors.http_transport import _Pool
+
+    pool = _Pool(1, keepalive_expiry=4.0)
+    origin = ("http", "127.0.0.1", 9)
+    assert await pool.acquire(origin, None) is None  # the one slot, reserved
+    first = asyncio.create_task(pool.acquire(origin, None))
+    second = asyncio.create_task(pool.acquire(origin, None))
+    await asyncio.sleep(0)  # both wait
+    pool.unreserve()  # the slot is free: handed to `first`...
+    first.cancel()  # ...which is cancelled in the same turn
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await asyncio.wait_for(second, 5) is None  # `second` got the slot
+    assert pool.count == 1

@@ -174,7 +174,15 @@ class _Connection(asyncio.Protocol):
         self._read_timeout = read_timeout
         self.transport.write(data)
         if self._paused and not self.closed:
-            await self._drain(write_timeout)
+            try:
+                await self._drain(write_timeout)
+            except BaseException:
+                self._waiter = None
+                if waiter.done() and not waiter.cancelled():
+                    waiter.exception()  # the send failed first: that is the error to report
+                else:
+                    waiter.cancel()
+                raise
         watched = False
         if read_timeout is not None and not waiter.done():
             watched = True
@@ -470,11 +478,17 @@ class _Pool:
             try:
                 async with asyncio.timeout(timeout):
                     handed = await waiter
-            except TimeoutError:
-                raise httpx.PoolTimeout("timed out waiting for a free connection") from None
-            except asyncio.CancelledError:
+            except (TimeoutError, asyncio.CancelledError) as exc:
                 if waiter.done() and not waiter.cancelled():
-                    self._pass_on(waiter.result())
+                    # handed a connection (or a slot) in the same turn: pass it on, not lose it
+                    given = waiter.result()
+                    if given is None:
+                        self._pass_on(None)
+                    else:
+                        self.in_use.discard(given)
+                        self._pass_on(given)
+                if isinstance(exc, TimeoutError):
+                    raise httpx.PoolTimeout("timed out waiting for a free connection") from None
                 raise
             if handed is not None or self.count < self.limit:
                 if handed is None:
@@ -644,7 +658,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         for attempt in (1, 2):
             conn = await self._pool.acquire(key, timeouts.get("pool"))
             if conn is None:
-                conn = await self._open(origin, timeouts.get("connect"))
+                conn = await self._open(key, origin, timeouts.get("connect"))
             try:
                 answer = await conn.exchange(
                     data,
@@ -698,11 +712,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
             return head + b"0\r\n\r\n"
         return head + body
 
-    async def _open(self, origin: Origin, timeout: float | None) -> _Connection:
-        """A new connection to `origin` (through the proxy when set), in the reserved slot."""
+    async def _open(self, key: Origin, origin: Origin, timeout: float | None) -> _Connection:
+        """A new connection to `origin` (through the proxy when set), in the slot reserved
+        under `key`: the origin itself, or the proxy for plain http:// requests through it."""
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
-        conn = _Connection(origin, self._silence)
+        conn = _Connection(key, self._silence)
         try:
             async with asyncio.timeout(timeout):
                 if self._proxy is None:
