@@ -256,6 +256,18 @@ def header_dict(response: httpx.Response) -> dict[str, str]:
     return found
 
 
+def _fields(headers: Mapping[str, str]) -> list[tuple[bytes, bytes, bytes]]:
+    """httpx's normalised (name, lower-case name, value) form of the caller's headers, built
+    directly for ASCII ones (a third of the cost of `httpx.Headers`)."""
+    try:
+        return [
+            (name.encode("ascii"), name.lower().encode("ascii"), value.encode("ascii"))
+            for name, value in headers.items()
+        ]
+    except (UnicodeEncodeError, AttributeError):  # non-ASCII, or not text: httpx decides
+        return _raw(httpx.Headers(headers))
+
+
 def _listens(debug: Callable[[str], None]) -> bool:
     """False when debug output is off (`base.no_debug`): the client then neither formats nor
     masks a line per request."""
@@ -372,7 +384,7 @@ class HttpClient:
         if headers:
             given: AbstractSet[str] = {k.lower() for k in headers}
             fields = [host, *(f for name, f in self._header_items if name not in given)]
-            fields.extend(_raw(httpx.Headers(headers)))
+            fields.extend(_fields(headers))
         else:
             given = _NOTHING
             fields = [host, *(f for _, f in self._header_items)]
