@@ -361,3 +361,37 @@ async def test_a_write_without_idempotency_records_its_intent_first(harness: Har
     finally:
         await store.close()
     assert [(r.step_key, r.outcome) for r in rows] == [("tell", "started"), ("tell", "ok")]
+
+
+async def test_new_items_run_with_their_data_as_stored_masked_and_json_shaped(
+    harness: Harness,
+) -> None:
+    # New items run from the admission's records, not from a read of the store: a step
+    # must still see the stored copy (the secret masked), as a resumed item would.
+    path = harness.recipe("""\
+        flowkit: 1
+        name: masked
+        secrets:
+          TOKEN: an API token
+        trigger:
+          use: noop.read
+          with: {items: 2, prefix: "${{ secrets.TOKEN }}"}
+          key: ${{ item.n }}
+        steps:
+          - id: record
+            use: noop.write
+            with:
+              data: {item: "${{ item }}"}
+    """)
+    summary = await harness.run(path, env={"TOKEN": "tok_SECRET_123"})
+    assert (summary.new, summary.done) == (2, 2)
+    store = await harness.store()
+    try:
+        for n in (1, 2):
+            item = await store.get_item("masked", str(n))
+            assert item is not None and item.data == {"id": f"***-{n}", "n": n}
+            record = (await store.get_steps("masked", str(n)))["record"]
+            assert record.output["echo"] == {"item": item.data}
+            assert record.error is None  # the step never saw the secret, so nothing was masked
+    finally:
+        await store.close()

@@ -116,6 +116,38 @@ async def test_admit_dedups_keeps_order_and_moves_cursor(store: SqliteStateStore
     assert await store.get_cursor("other") is None
 
 
+@pytest.mark.parametrize("writer", ["thread", "process"])
+async def test_admit_new_items_returns_what_a_read_back_would(
+    db_path: Path, writer: str
+) -> None:
+    import datetime as dt
+
+    if writer == "process" and os.name != "posix":
+        pytest.skip("the writer process is POSIX-only")
+    redact.register("sk_live_SECRET123")
+    async with SqliteStateStore(db_path, writer=writer) as store:
+        await store.wait_writer()
+        await store.admit_items("rec", [("old", {"n": 0})], None, 1.0)
+        await store.admit_items("other", [("x", 1)], None, 1.0)
+        data = {
+            "when": dt.datetime(2026, 1, 2, 3, 4, 5),  # not JSON: stored as text
+            "pair": (1, 2),  # a tuple is stored as a list
+            "auth": "Bearer sk_live_SECRET123",  # stored masked
+            7: "int key",  # JSON keys are text
+        }
+        new = await store.admit_new_items(
+            "rec", [("b", data), ("old", {"n": 9}), ("a", 1), ("b", {"n": 3})], "c1", 2.0
+        )
+        assert [r.key for r in new] == ["b", "a"]  # only new keys, first of repeated ones
+        assert new[0].data == {
+            "when": "2026-01-02 03:04:05", "pair": [1, 2], "auth": "Bearer ***", "7": "int key"
+        }  # fmt: skip
+        assert await store.get_cursor("rec") == "c1"
+        read = {r.key: r for r in await store.items_to_run("rec", 2.0, 3)}
+        assert new == [read["b"], read["a"]]
+        assert await store.admit_new_items("rec", [("a", 2)], None, 3.0) == []
+
+
 async def test_admit_is_atomic_with_the_cursor(store: SqliteStateStore, db_path: Path) -> None:
     await store.admit_items("rec", [("a", 1)], "c1", 1.0)
     # Item keys must be text; a value json cannot encode even with default=str does not

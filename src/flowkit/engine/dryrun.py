@@ -72,14 +72,18 @@ class OverlayStore:
     async def admit_items(
         self, recipe: str, items: Sequence[tuple[str, Any]], cursor: str | None, now: float
     ) -> int:
-        new = 0
+        return len(await self.admit_new_items(recipe, items, cursor, now))
+
+    async def admit_new_items(
+        self, recipe: str, items: Sequence[tuple[str, Any]], cursor: str | None, now: float
+    ) -> list[ItemRecord]:
+        new = []
         for key, data in items:
             if (recipe, key) in self.items or await self._real_item(recipe, key) is not None:
                 continue
-            self.items[(recipe, key)] = ItemRecord(
-                recipe, key, ItemStatus.PENDING, data, None, None, 0, now
-            )
-            new += 1
+            record = ItemRecord(recipe, key, ItemStatus.PENDING, data, None, None, 0, now)
+            self.items[(recipe, key)] = record
+            new.append(record)
         if cursor is not None:
             self.cursor[recipe] = cursor
         return new

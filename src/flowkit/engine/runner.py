@@ -274,7 +274,10 @@ class RecipeRun:
         limit = self.options.limit
         return limit is not None and self.summary.processed >= limit
 
-    async def process(self, scope: RunScope, records: list[ItemRecord]) -> None:
+    async def process(self, scope: RunScope, records: list[ItemRecord], fresh: int = 0) -> None:
+        """Run `records`; the last `fresh` of them were just admitted, so they have no journal
+        (a step row needs its item's row) and none is read for them."""
+        new = {r.key for r in records[len(records) - fresh :]} if fresh else set()
         records = [r for r in records if r.key not in self.processed]
         if self.options.limit is not None:
             records = records[: max(0, self.options.limit - self.summary.processed)]
@@ -283,7 +286,11 @@ class RecipeRun:
         self.processed.update(r.key for r in records)
         concurrency = self.options.concurrency or self.recipe.concurrency or 8
 
-        journals = await scope.store.get_steps_many(self.recipe.name, [r.key for r in records])
+        stored = [r.key for r in records if r.key not in new]
+        journals = await scope.store.get_steps_many(self.recipe.name, stored) if stored else {}
+        for record in records:
+            if record.key in new:
+                journals[record.key] = {}
 
         async def work(record: ItemRecord) -> ItemResult:
             return await ItemRun(scope, record, journals.pop(record.key, None)).run()
@@ -374,8 +381,15 @@ class RecipeRun:
                 value = compile_template(trigger.cursor).render(octx)
                 if value is not None:
                     new_cursor = json.dumps(value)
+            # Items stored before this admission that are due now (a wait that elapsed during
+            # the run); read first, so that it holds none of the items admitted below.
+            due = await self.store.items_to_run(
+                self.recipe.name, clock.now(), self.recipe.max_item_failures
+            )
             crashpoints.reached("before_admit")
-            new = await self.store.admit_items(self.recipe.name, pairs, new_cursor, clock.now())
+            admitted = await self.store.admit_new_items(
+                self.recipe.name, pairs, new_cursor, clock.now()
+            )
             crashpoints.reached("after_admit")
         except (ConnectorError, ExpressionError, PluginError, FlowkitError) as exc:
             if isinstance(exc, PluginError | StateError):
@@ -395,12 +409,12 @@ class RecipeRun:
             self.emit("trigger", status="failed", message=self.summary.trigger_error)
             return
         self.summary.listed = len(pairs)
-        self.summary.new = new
-        self.emit("trigger", status="ok", data={"listed": len(pairs), "new": new})
-        due = await self.store.items_to_run(
-            self.recipe.name, clock.now(), self.recipe.max_item_failures
-        )
-        await self.process(scope, due)
+        self.summary.new = len(admitted)
+        self.emit("trigger", status="ok", data={"listed": len(pairs), "new": len(admitted)})
+        # The new items run from the records the admission returned (they come after every
+        # older item in admission order, as a read of the store would list them), and have
+        # no journal yet: nothing is read back.
+        await self.process(scope, due + admitted, fresh=len(admitted))
 
 
 async def run_recipe(loaded: LoadedRecipe, store: StateStore, options: RunOptions) -> RunSummary:

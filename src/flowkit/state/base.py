@@ -167,6 +167,17 @@ class StateStore(Protocol):
         """
         ...
 
+    async def admit_new_items(
+        self, recipe: str, items: Sequence[tuple[str, Any]], cursor: str | None, now: float
+    ) -> list[ItemRecord]:
+        """`admit_items`, returning the records of the items that were new, in admission order.
+
+        Each record is what `items_to_run` would read back at once (PENDING, no failures,
+        `updated_at=now`, its data masked and JSON-shaped exactly like the stored copy), so
+        the engine runs newly admitted items without reading them back.
+        """
+        ...
+
     # items ---------------------------------------------------------------------------
     async def get_item(self, recipe: str, key: str) -> ItemRecord | None: ...
 

@@ -445,6 +445,23 @@ class SqliteStateStore:
         new: int = await self._write(functools.partial(ops.w_admit, recipe, rows, cursor, now))
         return new
 
+    async def admit_new_items(
+        self, recipe: str, items: Sequence[tuple[str, Any]], cursor: str | None, now: float
+    ) -> list[ItemRecord]:
+        """`admit_items`, returning the new items' records (admission order). Their data is
+        decoded from the very JSON text stored, so it is masked and shaped like a read."""
+        texts: dict[str, str | None] = {}
+        for key, data in items:
+            if str(key) not in texts:  # the first of repeated keys is stored, as admit_items
+                texts[str(key)] = ops.dumps(data)
+        rows = [(recipe, key, text, now, now) for key, text in texts.items()]
+        keys: list[str] = await self._write(
+            functools.partial(ops.w_admit_new, recipe, rows, cursor, now)
+        )
+        pending = ItemStatus.PENDING
+        loads = ops.loads
+        return [ItemRecord(recipe, k, pending, loads(texts[k]), None, None, 0, now) for k in keys]
+
     # items ---------------------------------------------------------------------------------
 
     async def get_item(self, recipe: str, key: str) -> ItemRecord | None:

@@ -287,6 +287,18 @@ def w_admit(
     return new
 
 
+def w_admit_new(
+    recipe: str, rows: list[tuple[Any, ...]], cursor: str | None, now: float, c: sqlite3.Connection
+) -> list[str]:
+    """`w_admit`, returning the keys of the new items in admission order: `seq` only grows
+    (AUTOINCREMENT), and the write lock is held, so the recipe's rows above the largest `seq`
+    seen before the insert are exactly the ones this insert added."""
+    before = c.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
+    w_admit(recipe, rows, cursor, now, c)
+    sql = "SELECT item_key FROM items WHERE seq > ? AND recipe = ? ORDER BY seq"
+    return [r[0] for r in c.execute(sql, (before, recipe))]
+
+
 def w_set_item(params: tuple[Any, ...], c: sqlite3.Connection) -> int:
     sql = (
         "UPDATE items SET status = ?, wake_at = ?, error = ?, updated_at = ?,"
