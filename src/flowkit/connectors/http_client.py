@@ -16,20 +16,18 @@ Messages read "HTTP 503 from POST /v1/charges: <the API's own message>": the pat
 carries the query string and known secrets are masked. The layer never retries (the engine
 does); the one exception is an OAuth2 flow refreshing its token once on a 401.
 
-Also here: `RateLimiter` (protocol) and `TokenBucket` pacing, pagination helpers with guards
-against cursors that do not advance, and `next_link` for RFC 8288 `Link` headers.
+Importable from here too: `RateLimiter` and `TokenBucket` pacing (`http_pacing`), pagination
+helpers with guards against cursors that do not advance and `next_link` for RFC 8288 `Link`
+headers (`http_pages`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import json as jsonlib
-import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -37,6 +35,8 @@ import httpx
 from flowkit import __version__, jsontext
 from flowkit.connectors.auth import TOKEN_REQUEST, FlowkitAuth
 from flowkit.connectors.base import Runtime, no_debug
+from flowkit.connectors.http_pacing import RateLimiter, TokenBucket, parse_retry_after
+from flowkit.connectors.http_pages import next_link, paginate_cursor, paginate_pages
 from flowkit.connectors.http_transport import Http11Transport
 from flowkit.errors import ConnectorError, ErrorKind
 
@@ -59,91 +59,6 @@ _URL_CACHE_SIZE = 512
 _SCALARS = (str, int, float, type(None))  # bool is an int
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-class RateLimiter(Protocol):
-    """Paces requests of one connection. `acquire` before sending, `observe` every answer."""
-
-    async def acquire(self, cost: float = 1) -> None: ...
-
-    def observe(self, response: httpx.Response) -> None: ...
-
-
-class TokenBucket:
-    """At most `rate` requests per second on average, bursts of up to `burst`.
-
-    Concurrent callers reserve tokens in arrival order (the balance may go negative) and each
-    sleeps until its reservation is covered. A 429 with `Retry-After` empties the bucket for
-    that long, so the other requests of the run back off too.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-    ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        if burst < 1:
-            raise ValueError("burst must be at least 1")
-        self.rate = float(rate)
-        self.burst = burst
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = float(burst)
-        self._updated = clock()
-
-    def _refill(self) -> float:
-        now = self._clock()
-        elapsed = max(0.0, now - self._updated)
-        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
-        self._updated = now
-        return now
-
-    @property
-    def tokens(self) -> float:
-        """Tokens available now (negative while callers wait for reservations)."""
-        self._refill()
-        return self._tokens
-
-    async def acquire(self, cost: float = 1) -> None:
-        self._refill()
-        self._tokens -= cost
-        if self._tokens < 0:
-            await self._sleep(-self._tokens / self.rate)
-
-    def observe(self, response: httpx.Response) -> None:
-        if response.status_code != 429:
-            return
-        wait = parse_retry_after(response.headers.get("Retry-After"))
-        if wait:
-            self._refill()
-            self._tokens = min(self._tokens, -wait * self.rate)
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` value: delta-seconds or an HTTP-date (RFC 9110
-    section 10.2.3). None when absent or unreadable; never negative."""
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # an HTTP-date is always GMT
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 def kind_for_status(status: int) -> ErrorKind:
@@ -591,85 +506,3 @@ class HttpClient:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
-
-
-# pagination ------------------------------------------------------------------------------
-
-
-async def paginate_cursor(
-    fetch: Callable[[str | None], Awaitable[tuple[list[Any], str | None]]],
-    *,
-    max_pages: int = 1000,
-) -> AsyncIterator[Any]:
-    """Items of every page: `fetch(cursor)` returns (items, next cursor or None); the first
-    call gets None. A cursor seen before raises instead of looping forever."""
-    seen: set[str] = set()
-    cursor: str | None = None
-    for _ in range(max_pages):
-        items, following = await fetch(cursor)
-        for item in items:
-            yield item
-        if following is None or following == "":
-            return
-        if following in seen or following == cursor:
-            raise ConnectorError(
-                f"pagination did not advance: the API returned cursor {following!r} again",
-                kind=ErrorKind.PERMANENT,
-            )
-        seen.add(following)
-        cursor = following
-    raise ConnectorError(
-        f"pagination did not finish within {max_pages} pages", kind=ErrorKind.PERMANENT
-    )
-
-
-async def paginate_pages(
-    fetch: Callable[[int], Awaitable[tuple[list[Any], bool]]],
-    *,
-    start: int = 1,
-    max_pages: int = 1000,
-) -> AsyncIterator[Any]:
-    """Items of numbered pages: `fetch(page)` returns (items, has_more). A page that is empty
-    while more are announced, or repeats the previous page, raises instead of looping."""
-    previous: list[Any] | None = None
-    page = start
-    for _ in range(max_pages):
-        items, has_more = await fetch(page)
-        if has_more and (not items or items == previous):
-            raise ConnectorError(
-                f"pagination did not advance: page {page} "
-                + ("is empty" if not items else "repeats the previous page")
-                + " but more pages are announced",
-                kind=ErrorKind.PERMANENT,
-            )
-        for item in items:
-            yield item
-        if not has_more:
-            return
-        previous = items
-        page += 1
-    raise ConnectorError(
-        f"pagination did not finish within {max_pages} pages", kind=ErrorKind.PERMANENT
-    )
-
-
-_LINK_VALUE = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
-_LINK_PARAM = re.compile(r';\s*([^\s=;,]+)\s*=\s*(?:"([^"]*)"|([^\s;,]+))')
-
-
-def next_link(response: httpx.Response) -> str | None:
-    """The absolute URL of the `rel="next"` target of the `Link` header(s) (RFC 8288)."""
-    for header in response.headers.get_list("link"):
-        for match in _LINK_VALUE.finditer(header):
-            target, params = match.group(1), match.group(2)
-            for param in _LINK_PARAM.finditer(params):
-                if param.group(1).lower() != "rel":
-                    continue
-                rels = (param.group(2) if param.group(2) is not None else param.group(3)) or ""
-                if "next" in rels.lower().split():
-                    try:
-                        base = response.request.url
-                    except RuntimeError:  # a response built without its request
-                        return target
-                    return str(base.join(target))
-    return None

@@ -5,8 +5,8 @@ exception tree), but its default async transport (httpcore) slows down with the 
 number of requests in flight (see /work/shared/notes/http-performance.md), and aiohttp's
 client, which flowkit used before, spends about three times the CPU of the bytes themselves on
 each request. This transport speaks HTTP/1.1 itself, on `asyncio.Protocol` connections
-(`flowkit.connectors.http_wire`): a request is one `write`, and its response is parsed as it arrives, in `data_received`, so the
-caller's task wakes up once, when the whole response is in.
+(`flowkit.connectors.http_wire`): a request is one `write`, and its response is parsed as it
+arrives, in `data_received`, so the caller's task wakes up once, when the whole response is in.
 
 What it does:
   * keep-alive connections pooled per origin, at most `max_connections` open in all; a waiting
