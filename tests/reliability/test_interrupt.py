@@ -37,6 +37,18 @@ steps:
     with: {message: "done ${{ item.id }}"}
 """
 
+# The same writes with `notify` beside `write`: the two start in one wave, whose intents
+# settle together before either is sent (ItemRun.run_wave), and both must be withdrawn.
+PARALLEL = (
+    RECIPE.replace("    needs: [write]\n", "")
+    + """\
+  - id: record
+    use: noop.write
+    needs: [write]
+    with: {data: {ref: "${{ steps.write.output.id }}"}}
+"""
+)
+
 
 def _count(state: Path, sql: str) -> int:
     with sqlite3.connect(state) as conn:
@@ -44,12 +56,16 @@ def _count(state: Path, sql: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("writer", ["thread", "process"])
+@pytest.mark.parametrize(
+    ("writer", "text"),
+    [("thread", RECIPE), ("process", RECIPE), ("process", PARALLEL)],
+    ids=["thread", "process", "parallel-steps"],
+)
 def test_ctrl_c_leaves_no_write_unknown_and_the_next_run_finishes(
-    tmp_path: Path, writer: str
+    tmp_path: Path, writer: str, text: str
 ) -> None:
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(textwrap.dedent(RECIPE), encoding="utf-8")
+    recipe.write_text(textwrap.dedent(text), encoding="utf-8")
     state = tmp_path / "state.db"
     args = ["run", str(recipe), "--state", str(state), "--quiet"]
     flowkit = Flowkit(env={"FLOWKIT_STATE_WRITER": writer})

@@ -73,10 +73,30 @@ class RunScope:
     journal: Journal | None = None
     plans: dict[int, StepPlan] = field(default_factory=dict)  # by id() of the step or hook
 
+    # the waves an item runs in while every step completes (see `ItemRun.run`)
+    waves: list[tuple[Step, ...]] = field(default_factory=list)
+
     def __post_init__(self) -> None:
         self.by_id = {step.id: step for step in self.recipe.steps}
         if self.journal is None:
             self.journal = Journal(self.store, self.run_id)
+        self.waves = [tuple(self.by_id[s] for s in wave) for wave in _waves(self.graph)]
+
+
+def _waves(graph: StepGraph) -> list[list[str]]:
+    """The ready sets `ItemRun.run` finds when every step completes: the same for every item,
+    so they are worked out once per run."""
+    waves: list[list[str]] = []
+    done: set[str] = set()
+    remaining = list(graph.order)
+    while remaining:
+        ready = [s for s in remaining if graph.deps[s] <= done]
+        if not ready:  # a cycle; the loader reports those, the generic loop stops on them
+            break
+        waves.append(ready)
+        done.update(ready)
+        remaining = [s for s in remaining if s not in done]
+    return waves
 
 
 @dataclass(slots=True)
@@ -100,6 +120,26 @@ class Outcome:
     kind: ErrorKind | None = None
     wake_at: float | None = None
     attempts: int = 0
+
+
+@dataclass(slots=True)
+class Send:
+    """A call worked out up to sending: input validated, key and intent queued. The sends of
+    a wave wait for one settle together (`ItemRun.run_wave`)."""
+
+    step: Step
+    step_key: str
+    plan: StepPlan
+    data: BaseModel
+    call: CallContext
+    fingerprint: str | None
+    simulate: bool  # a dry run: print the write instead of sending it
+    # a real write: the outcomes it depends on and its own intent must be durable first
+    settles: bool
+    started: bool = False  # `send` began: the request may be on its way
+
+
+DONE = (StepStatus.OK, StepStatus.SKIPPED)  # a journaled step that is never repeated
 
 
 @dataclass
@@ -256,46 +296,83 @@ class ItemRun:
         else:
             self.journal = await scope.store.get_steps(scope.recipe.name, self.key)
         self.emit("item_started")
-        graph = scope.graph
         done: set[str] = set()
         blocked = False
-        remaining = list(graph.order)
+        # While every step completes, the ready sets are the run's precomputed waves; from the
+        # first step that waits or fails on, they are worked out from what completed.
+        for wave in scope.waves:
+            if blocked or len(done) != len(self.outcomes):
+                break
+            blocked = await self.run_ready(wave, done)
+        graph = scope.graph
+        remaining = [s for s in graph.order if s not in self.outcomes]
         while remaining and not blocked:
-            ready = [s for s in remaining if all(d in done for d in graph.deps[s])]
             # steps whose dependencies are waiting (or failed) are not ready: stop there
-            ready = [s for s in ready if s not in self.outcomes]
+            ready = [s for s in remaining if graph.deps[s] <= done]
             if not ready:
                 break
-            for s in ready:
-                remaining.remove(s)
-            # the first ready step runs in this task, the others in their own (cheaper than
-            # gather, which wraps every coroutine in a task)
-            others = [asyncio.ensure_future(self.run_step(scope.by_id[s])) for s in ready[1:]]
+            remaining = [s for s in remaining if s not in ready]
+            blocked = await self.run_ready(tuple(scope.by_id[s] for s in ready), done)
+        return await self.finish()
+
+    async def run_ready(self, steps: tuple[Step, ...], done: set[str]) -> bool:
+        """Run steps whose dependencies completed, record their outcomes, add the completed
+        ones to `done`; True when one failed in a way that stops the item."""
+        if len(steps) == 1:
+            outcomes = [await self.run_step(steps[0])]
+        elif any(step.for_each is not None for step in steps):
+            # a fan-out settles per element: each step in its own task (the first in this one)
+            others = [asyncio.ensure_future(self.run_step(step)) for step in steps[1:]]
             try:
-                first = await self.run_step(scope.by_id[ready[0]])
+                first = await self.run_step(steps[0])
             except BaseException:
                 for task in others:
                     task.cancel()
                 raise
-            results = [first, *[await task for task in others]]
-            for step_id, outcome in zip(ready, results, strict=True):
-                self.outcomes[step_id] = outcome
-                self.steps_ctx[step_id] = {
-                    "output": outcome.output,
-                    "status": outcome.status.value,
-                    "error": outcome.error,
-                }
-                step = scope.by_id[step_id]
-                continued = (
-                    outcome.status is StepStatus.FAILED and step.on_error is OnError.CONTINUE
-                )
-                if outcome.status in (StepStatus.OK, StepStatus.SKIPPED) or continued:
-                    done.add(step_id)
-                elif outcome.status is StepStatus.WAITING:
-                    pass  # dependents stay unstarted; independent steps go on
-                else:
-                    blocked = True
-        return await self.finish()
+            outcomes = [first, *[await task for task in others]]
+        else:
+            outcomes = await self.run_wave(steps)
+        blocked = False
+        for step, outcome in zip(steps, outcomes, strict=True):
+            step_id = step.id
+            status = outcome.status
+            self.outcomes[step_id] = outcome
+            self.steps_ctx[step_id] = {
+                "output": outcome.output,
+                "status": status.value,
+                "error": outcome.error,
+            }
+            if status in DONE or (
+                status is StepStatus.FAILED and step.on_error is OnError.CONTINUE
+            ):
+                done.add(step_id)
+            elif status is not StepStatus.WAITING:  # dependents of a wait stay unstarted
+                blocked = True
+        return blocked
+
+    async def run_wave(self, steps: tuple[Step, ...]) -> list[Outcome]:
+        """Several ready steps: work each out up to sending, settle their intents (and the
+        outcomes they depend on) once for all of them, then send them concurrently, the
+        first in this task and the others in their own."""
+        prepared: list[Outcome | Send] = []
+        for step in steps:
+            prepared.append(await self.prepare_step(step))
+        sends = [p for p in prepared if type(p) is Send]
+        if not sends:
+            return prepared  # type: ignore[return-value]
+        if self.pending and any(s.settles for s in sends):
+            await self.settle_before(sends)
+        others = [asyncio.ensure_future(self.send_step(s)) for s in sends[1:]]
+        try:
+            sent = iter([await self.send_step(sends[0]), *[await task for task in others]])
+        except BaseException:
+            for task in others:
+                task.cancel()  # a task cancelled before its first step never starts
+            # The run is stopping (or a step crashed): the writes whose tasks never started
+            # were not sent, and their intents are durable; say so, as `settle_before` does.
+            self.withdraw([s for s in sends if not s.started])
+            raise
+        return [next(sent) if type(p) is Send else p for p in prepared]  # type: ignore[misc]
 
     async def finish(self) -> ItemResult:
         scope = self.scope
@@ -350,17 +427,27 @@ class ItemRun:
 
     # one step ---------------------------------------------------------------------------
     async def run_step(self, step: Step) -> Outcome:
-        scope = self.scope
+        prepared = await self.prepare_step(step)
+        if type(prepared) is Outcome:
+            return prepared
+        assert isinstance(prepared, Send)
+        if prepared.settles and self.pending:
+            await self.settle_before((prepared,))
+        return await self.send_step(prepared)
+
+    async def prepare_step(self, step: Step) -> Outcome | Send:
+        """A step's outcome when it needs no call (reused, skipped, failed before sending,
+        a wait, a whole fan-out), else its call worked out up to sending."""
         record = self.journal.get(step.id)
         if (
             record is not None
-            and record.status in (StepStatus.OK, StepStatus.SKIPPED)
+            and record.status in DONE
             and not (record.error == MASKED_OUTPUT and step.use is not None)
         ):
             self.emit("step", step=step.id, status="reused", data={"attempts": 0})
             return Outcome(record.status, record.output, attempts=record.attempts)
-        deps = scope.graph.deps[step.id]
-        if any(self.outcomes[d].status is not StepStatus.OK for d in deps):
+        outcomes = self.outcomes
+        if any(outcomes[d].status is not StepStatus.OK for d in self.scope.graph.deps[step.id]):
             outcome = Outcome(StepStatus.SKIPPED)
             self.put(step.id, outcome)
             self.emit("step", step=step.id, status="skipped", message="a dependency did not run")
@@ -375,14 +462,22 @@ class ItemRun:
                 return await self.wait_step(step, record)
             if step.for_each is not None:
                 return await self.fan_out(step)
-            ctx = self.context()
-            return await self.call(step, step.id, ctx, record)
+            return await self.prepare(step, step.id, self.context(), record)
         except (StepError, ExpressionError, PluginError) as exc:
-            kind = exc.kind if isinstance(exc, StepError) else ErrorKind.VALIDATION
-            outcome = Outcome(StepStatus.FAILED, error=str(exc), kind=kind)
-            self.put(step.id, outcome)
-            self.emit("step", step=step.id, status="failed", message=str(exc))
-            return outcome
+            return self.step_failed(step.id, exc)
+
+    async def send_step(self, send: Send) -> Outcome:
+        try:
+            return await self.send(send)
+        except (StepError, ExpressionError, PluginError) as exc:
+            return self.step_failed(send.step_key, exc)
+
+    def step_failed(self, step_id: str, exc: StepError | ExpressionError | PluginError) -> Outcome:
+        kind = exc.kind if isinstance(exc, StepError) else ErrorKind.VALIDATION
+        outcome = Outcome(StepStatus.FAILED, error=str(exc), kind=kind)
+        self.put(step_id, outcome)
+        self.emit("step", step=step_id, status="failed", message=str(exc))
+        return outcome
 
     def condition(self, step: Step) -> bool:
         value = step.if_
@@ -453,13 +548,25 @@ class ItemRun:
     async def call(
         self, step: Step, step_key: str, ctx: Mapping[str, Any], record: StepRecord | None
     ) -> Outcome:
+        prepared = await self.prepare(step, step_key, ctx, record)
+        if type(prepared) is Outcome:
+            return prepared
+        assert isinstance(prepared, Send)
+        if prepared.settles and self.pending:
+            await self.settle_before((prepared,))
+        return await self.send(prepared)
+
+    async def prepare(
+        self, step: Step, step_key: str, ctx: Mapping[str, Any], record: StepRecord | None
+    ) -> Outcome | Send:
+        """Everything before sending: render and validate the input, derive the key, and
+        queue the intent of a write. An Outcome when there is nothing to send."""
         scope = self.scope
         plan = scope.plans.get(id(step))
         if plan is None:
             plan = await self.plan(step)
-        bound = plan.bound
-        action = bound.action
-        if record is not None and record.status in (StepStatus.OK, StepStatus.SKIPPED):
+        action = plan.bound.action
+        if record is not None and record.status in DONE:
             # An output stored masked (it held a secret) is read again when that is safe (a
             # read). A completed write is never repeated: its masked output is reused, and a
             # step whose input would carry the mask fails instead of sending it.
@@ -484,63 +591,85 @@ class ItemRun:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "with"
             raise StepError(f"input {where}: {first['msg']}") from None
-        key = idempotency_key(scope.recipe.name, self.key, step_key)
-        call = CallContext(
-            idempotency_key=key, recipe=scope.recipe.name, step=step_key, item_key=self.key
-        )
+        recipe = scope.recipe.name
+        key = idempotency_key(recipe, self.key, step_key)
+        call = CallContext(key, recipe, step_key, self.key)
         is_write = plan.is_write
         if scope.dry_run and (is_write or scope.offline):
-            return await self.simulate(step, step_key, bound, data, call)
+            return Send(step, step_key, plan, data, call, None, True, False)
         fp = fingerprint(rendered) if is_write else None
-        if record is not None and record.status is StepStatus.UNKNOWN:
-            return Outcome(StepStatus.UNKNOWN, error=record.error, kind=ErrorKind.PERMANENT)
-        if record is not None and record.status is StepStatus.STARTED and is_write:
-            # a previous run crashed after recording the intent: the write may have happened
-            if not action.retry_safe:
-                outcome = Outcome(
-                    StepStatus.UNKNOWN,
-                    error=f"{step.use} may or may not have happened (a run stopped while "
-                    "sending it) and the action has no idempotency; check the remote system, "
-                    f"then `flowkit items retry {scope.recipe.name} {self.key}`",
-                    kind=ErrorKind.PERMANENT,
+        if record is not None:
+            if record.status is StepStatus.UNKNOWN:
+                return Outcome(StepStatus.UNKNOWN, error=record.error, kind=ErrorKind.PERMANENT)
+            if record.status is StepStatus.STARTED and is_write:
+                # a previous run crashed after recording the intent: the write may have
+                # happened
+                if not action.retry_safe:
+                    outcome = Outcome(
+                        StepStatus.UNKNOWN,
+                        error=f"{step.use} may or may not have happened (a run stopped while "
+                        "sending it) and the action has no idempotency; check the remote "
+                        f"system, then `flowkit items retry {recipe} {self.key}`",
+                        kind=ErrorKind.PERMANENT,
+                    )
+                    self.put(step_key, outcome, idempotency_key=key, fingerprint=fp)
+                    self.emit("step", step=step_key, status="unknown", message=outcome.error)
+                    return outcome
+                if (
+                    action.idempotency is Idempotency.HEADER
+                    and record.fingerprint
+                    and record.fingerprint != fp
+                ):
+                    raise StepError(
+                        f"{step.use} was started with different input under the same "
+                        "idempotency key (was the recipe edited?); refusing to send a "
+                        "different request",
+                        ErrorKind.CONFLICT,
+                    )
+        if plan.intent and not scope.dry_run:
+            # The intent record (key + input fingerprint) lets the next run tell "may have
+            # happened" from "never sent" after a crash: a write without idempotency is then
+            # reported UNKNOWN, a keyed write is repeated under its key only if its input is
+            # unchanged. A naturally idempotent write (set a stock level) needs neither.
+            self.put(step_key, Outcome(StepStatus.STARTED), idempotency_key=key, fingerprint=fp)
+        return Send(step, step_key, plan, data, call, fp, False, is_write)
+
+    async def settle_before(self, sends: tuple[Send, ...] | list[Send]) -> None:
+        """Settle before sending: a write goes out only once the outcomes it depends on and
+        its own intent are durable."""
+        try:
+            await self.settle()
+        except asyncio.CancelledError:
+            self.withdraw(sends)
+            raise
+
+    def withdraw(self, sends: tuple[Send, ...] | list[Send]) -> None:
+        """Journal writes whose intents were queued as not sent: the run is stopping (Ctrl-C,
+        SIGTERM) before sending them. Otherwise the next run would find only the intent and
+        report a write without idempotency "unknown"; a failed step runs again."""
+        for send in sends:
+            if send.settles and send.plan.intent:
+                self.put(
+                    send.step_key,
+                    Outcome(StepStatus.FAILED, error=NOT_SENT, kind=ErrorKind.TRANSIENT),
+                    idempotency_key=send.call.idempotency_key,
+                    fingerprint=send.fingerprint,
                 )
-                self.put(step_key, outcome, idempotency_key=key, fingerprint=fp)
-                self.emit("step", step=step_key, status="unknown", message=outcome.error)
-                return outcome
-            if (
-                action.idempotency is Idempotency.HEADER
-                and record.fingerprint
-                and record.fingerprint != fp
-            ):
-                raise StepError(
-                    f"{step.use} was started with different input under the same idempotency "
-                    "key (was the recipe edited?); refusing to send a different request",
-                    ErrorKind.CONFLICT,
-                )
-        policy = plan.policy
+
+    async def send(self, send: Send) -> Outcome:
+        """Send a prepared call (its settle done) and journal its outcome."""
+        step, step_key, plan, data, call = send.step, send.step_key, send.plan, send.data, send.call
+        bound = plan.bound
+        if send.simulate:
+            return await self.simulate(step, step_key, bound, data, call)
+        send.started = True
+        scope = self.scope
+        action = bound.action
+        is_write = plan.is_write
+        key, fp = call.idempotency_key, send.fingerprint
         if is_write and not scope.dry_run:
-            if plan.intent:
-                # The intent record (key + input fingerprint) lets the next run tell "may have
-                # happened" from "never sent" after a crash: a write without idempotency is then
-                # reported UNKNOWN, a keyed write is repeated under its key only if its input is
-                # unchanged. A naturally idempotent write (set a stock level) needs neither.
-                self.put(step_key, Outcome(StepStatus.STARTED), idempotency_key=key, fingerprint=fp)
-            if self.pending:
-                try:
-                    await self.settle()
-                except asyncio.CancelledError:
-                    if plan.intent:
-                        # The run is stopping (Ctrl-C, SIGTERM) and this write was not sent:
-                        # say so, or the next run would find only the intent and report a
-                        # write without idempotency "unknown". A failed step runs again.
-                        self.put(
-                            step_key,
-                            Outcome(StepStatus.FAILED, error=NOT_SENT, kind=ErrorKind.TRANSIENT),
-                            idempotency_key=key,
-                            fingerprint=fp,
-                        )
-                    raise
             crashpoints.reached("before_send")
+        policy = plan.policy
         started = scope.clock.now()
         try:
             try:  # most calls succeed at once: no retry machinery unless the first one fails
@@ -573,19 +702,18 @@ class ItemRun:
                 status, error=message, kind=exc.kind, attempts=getattr(exc, "attempts", 1)
             )
             if not scope.dry_run:
-                self.put(
-                    step_key, outcome, idempotency_key=key if is_write else None, fingerprint=fp
-                )
+                self.put(step_key, outcome, key if is_write else None, fp)
             self.emit("step", step=step_key, status=status.value, message=message)
             return outcome
         crashpoints.reached("after_send")
         outcome = Outcome(StepStatus.OK, _to_plain(output), attempts=attempts)
         if not scope.dry_run:
-            self.put(step_key, outcome, idempotency_key=key if is_write else None, fingerprint=fp)
+            self.put(step_key, outcome, key if is_write else None, fp)
             if crashpoints.active:
                 await self.settle()
                 crashpoints.reached("after_journal")
-        self.emit("step", step=step_key, status="ok", data={"attempts": attempts})
+        if scope.listener is not ignore:
+            self.emit("step", step=step_key, status="ok", data={"attempts": attempts})
         return outcome
 
     async def plan(self, step: Step) -> StepPlan:
