@@ -30,16 +30,10 @@ class LocalExecutor:
     ) -> list[R]:
         items = list(jobs)
         results: list[R | None] = [None] * len(items)
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for index in range(len(items)):
-            queue.put_nowait(index)
+        indexes = iter(range(len(items)))  # shared by the workers: each takes the next job
 
         async def worker() -> None:
-            while True:
-                try:
-                    index = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
+            for index in indexes:
                 results[index] = await work(items[index])
 
         workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(items)))]

@@ -140,6 +140,7 @@ class Send:
 
 
 DONE = (StepStatus.OK, StepStatus.SKIPPED)  # a journaled step that is never repeated
+STARTED = Outcome(StepStatus.STARTED)  # the intent of a write (only read, never changed)
 
 
 @dataclass
@@ -157,8 +158,10 @@ def fingerprint(data: Any) -> str:
 
 
 def _to_plain(value: Any) -> Any:
+    """`value.model_dump(mode="json", by_alias=True)` for a model: the same call of the
+    model's compiled serializer, without the Python wrapper (1.7 against 3.0 us)."""
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True)
+        return type(value).__pydantic_serializer__.to_python(value, mode="json", by_alias=True)
     return value
 
 
@@ -225,11 +228,8 @@ class ItemRun:
         no other step awaits. The first failed batch's error is raised.
         """
         pending = self.pending
-        while True:
-            waiting = [f for f in pending if not f.done()]
-            if not waiting:
-                break
-            for future in waiting:
+        for future in pending:  # other steps of this item may append while this one waits
+            if not future.done():
                 try:
                     await future
                 except asyncio.CancelledError:
@@ -281,12 +281,14 @@ class ItemRun:
                 output,
                 outcome.attempts,
                 error,
-                kind.value if kind is not None else None,
+                kind._value_ if kind is not None else None,
                 idempotency_key,
                 fingerprint,
             )
         )
-        self._queued(batch)
+        pending = self.pending
+        if not pending or pending[-1] is not batch:  # a tick's changes share one future
+            pending.append(batch)
 
     # the graph --------------------------------------------------------------------------
     async def run(self) -> ItemResult:
@@ -339,7 +341,7 @@ class ItemRun:
             self.outcomes[step_id] = outcome
             self.steps_ctx[step_id] = {
                 "output": outcome.output,
-                "status": status.value,
+                "status": status._value_,
                 "error": outcome.error,
             }
             if status in DONE or (
@@ -376,17 +378,22 @@ class ItemRun:
 
     async def finish(self) -> ItemResult:
         scope = self.scope
-        statuses = {k: o.status.value for k, o in self.outcomes.items()}
-        failed = [
-            (k, o)
-            for k, o in self.outcomes.items()
-            if o.status is StepStatus.UNKNOWN
-            or (o.status is StepStatus.FAILED and scope.by_id[k].on_error is OnError.FAIL)
-        ]
-        waiting = [o.wake_at for o in self.outcomes.values() if o.status is StepStatus.WAITING]
+        statuses: dict[str, str] = {}
+        failed: tuple[str, Outcome] | None = None  # the first step that fails the item
+        waiting: list[float | None] = []
+        for k, o in self.outcomes.items():
+            status = o.status
+            statuses[k] = status._value_
+            if status is StepStatus.WAITING:
+                waiting.append(o.wake_at)
+            elif failed is None and (
+                status is StepStatus.UNKNOWN
+                or (status is StepStatus.FAILED and scope.by_id[k].on_error is OnError.FAIL)
+            ):
+                failed = (k, o)
         now = scope.clock.now()
         if failed:
-            step_id, outcome = failed[0]
+            step_id, outcome = failed
             error = f"step {step_id}: {outcome.error}"
             self._queued(
                 scope.journal.enqueue_item(  # type: ignore[union-attr]
@@ -417,12 +424,13 @@ class ItemRun:
         # Not settled here: the run drains the journal before it reports (Journal.drain),
         # which raises a failed commit; the item only frees its concurrency slot sooner.
         self.pending = []
-        self.emit(
-            "item_finished",
-            status=result.status.value,
-            message=result.error,
-            data={"wake_at": result.wake_at},
-        )
+        if scope.listener is not ignore:
+            self.emit(
+                "item_finished",
+                status=result.status.value,
+                message=result.error,
+                data={"wake_at": result.wake_at},
+            )
         return result
 
     # one step ---------------------------------------------------------------------------
@@ -447,11 +455,14 @@ class ItemRun:
             self.emit("step", step=step.id, status="reused", data={"attempts": 0})
             return Outcome(record.status, record.output, attempts=record.attempts)
         outcomes = self.outcomes
-        if any(outcomes[d].status is not StepStatus.OK for d in self.scope.graph.deps[step.id]):
-            outcome = Outcome(StepStatus.SKIPPED)
-            self.put(step.id, outcome)
-            self.emit("step", step=step.id, status="skipped", message="a dependency did not run")
-            return outcome
+        for dep in self.scope.graph.deps[step.id]:
+            if outcomes[dep].status is not StepStatus.OK:
+                outcome = Outcome(StepStatus.SKIPPED)
+                self.put(step.id, outcome)
+                self.emit(
+                    "step", step=step.id, status="skipped", message="a dependency did not run"
+                )
+                return outcome
         try:
             if step.if_ is not None and not self.condition(step):
                 outcome = Outcome(StepStatus.SKIPPED)
@@ -586,7 +597,8 @@ class ItemRun:
                 ErrorKind.PERMANENT,
             )
         try:
-            data = action.Input.model_validate(rendered)
+            # model_validate's own call, without its Python wrapper (1.9 against 2.8 us)
+            data = action.Input.__pydantic_validator__.validate_python(rendered)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "with"
@@ -631,7 +643,7 @@ class ItemRun:
             # happened" from "never sent" after a crash: a write without idempotency is then
             # reported UNKNOWN, a keyed write is repeated under its key only if its input is
             # unchanged. A naturally idempotent write (set a stock level) needs neither.
-            self.put(step_key, Outcome(StepStatus.STARTED), idempotency_key=key, fingerprint=fp)
+            self.put(step_key, STARTED, idempotency_key=key, fingerprint=fp)
         return Send(step, step_key, plan, data, call, fp, False, is_write)
 
     async def settle_before(self, sends: tuple[Send, ...] | list[Send]) -> None:

@@ -80,7 +80,7 @@ class Journal:
         durable (the engine's hot path: one StepWrite, no keyword packing)."""
         steps = self._steps
         steps.append(write)
-        batch = self._future()
+        batch = self._batch or self._future()
         if len(steps) >= self.flush_at:
             self._flush()
         return batch
