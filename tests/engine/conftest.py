@@ -39,7 +39,7 @@ class Harness:
         return path
 
     async def run(self, path: Path, **options: Any) -> RunSummary:
-        loaded = load_recipe(path)
+        loaded = load_recipe(path, registry=options.get("registry"))
         store = SqliteStateStore(self.state)
         await store.open()
         try:

@@ -17,9 +17,10 @@ import asyncio
 import hashlib
 import random
 import traceback
-from collections.abc import Callable, Mapping
+import types
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -51,6 +52,8 @@ from flowkit.state.base import (
     StepStatus,
     StepWrite,
 )
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -150,6 +153,29 @@ class ItemResult:
     error: str | None = None
     wake_at: float | None = None
     steps: dict[str, str] = field(default_factory=dict)
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, T], waits_for: Any) -> Generator[Any, Any, T]:
+    """Go on running `coro`, which was stepped by hand (`coro.send(None)`) until it yielded
+    `waits_for`, in the task that awaits this: what `await coro` would have done from there.
+    The task's own cancellation and `close()` reach `coro` as they would through `await`."""
+    while True:
+        try:
+            value = yield waits_for
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # thrown in by the task: a cancellation, mostly
+            try:
+                waits_for = coro.throw(exc)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+        else:
+            try:
+                waits_for = coro.send(value)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
 
 
 def fingerprint(data: Any) -> str:
@@ -354,8 +380,13 @@ class ItemRun:
 
     async def run_wave(self, steps: tuple[Step, ...]) -> list[Outcome]:
         """Several ready steps: work each out up to sending, settle their intents (and the
-        outcomes they depend on) once for all of them, then send them concurrently, the
-        first in this task and the others in their own."""
+        outcomes they depend on) once for all of them, then send them concurrently.
+
+        The sends start in this task, one after the other, as long as each completes without
+        waiting (a call that needs no I/O); the first one that waits goes on in this task,
+        and the rest start in tasks of their own, so calls that wait still overlap. (A task
+        per send cost about 8 us per item; Python 3.12's eager tasks do the same.)
+        """
         prepared: list[Outcome | Send] = []
         for step in steps:
             prepared.append(await self.prepare_step(step))
@@ -364,17 +395,30 @@ class ItemRun:
             return prepared  # type: ignore[return-value]
         if self.pending and any(s.settles for s in sends):
             await self.settle_before(sends)
-        others = [asyncio.ensure_future(self.send_step(s)) for s in sends[1:]]
+        sent: list[Outcome] = []
+        others: list[asyncio.Task[Outcome]] = []
         try:
-            sent = iter([await self.send_step(sends[0]), *[await task for task in others]])
+            for index, send in enumerate(sends):
+                coro = self.send_step(send)
+                try:
+                    waits_for = coro.send(None)  # runs in this task, up to its first wait
+                except StopIteration as done:
+                    sent.append(done.value)
+                    continue
+                loop = asyncio.get_running_loop()
+                others = [loop.create_task(self.send_step(s)) for s in sends[index + 1 :]]
+                sent.append(await _resume(coro, waits_for))
+                sent.extend([await task for task in others])
+                break
         except BaseException:
             for task in others:
                 task.cancel()  # a task cancelled before its first step never starts
-            # The run is stopping (or a step crashed): the writes whose tasks never started
+            # The run is stopping (or a step crashed): the writes that were never started
             # were not sent, and their intents are durable; say so, as `settle_before` does.
             self.withdraw([s for s in sends if not s.started])
             raise
-        return [next(sent) if type(p) is Send else p for p in prepared]  # type: ignore[misc]
+        results = iter(sent)
+        return [next(results) if type(p) is Send else p for p in prepared]  # type: ignore[misc]
 
     async def finish(self) -> ItemResult:
         scope = self.scope
