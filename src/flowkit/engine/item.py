@@ -178,9 +178,16 @@ def _resume(coro: Coroutine[Any, Any, T], waits_for: Any) -> Generator[Any, Any,
                 return done.value  # type: ignore[no-any-return]
 
 
+# Copied for every fingerprint: `hashlib.sha256()` looks the digest up in OpenSSL 3 on every
+# call, which took 5 us per hash in the engine benchmark against 3.5 us for a copy.
+_SHA256 = hashlib.sha256()
+
+
 def fingerprint(data: Any) -> str:
     """A short hash of a request's canonical JSON, to detect an edited request on resume."""
-    return hashlib.sha256(jsontext.canonical(data).encode()).hexdigest()[:32]
+    digest = _SHA256.copy()
+    digest.update(jsontext.canonical(data).encode())
+    return digest.hexdigest()[:32]
 
 
 def _to_plain(value: Any) -> Any:

@@ -8,6 +8,7 @@ on the reader thread, one autocommit statement each. JSON columns hold compact J
 from __future__ import annotations
 
 import json
+import json.scanner
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -49,8 +50,22 @@ def dumps(value: Any) -> str | None:
     return jsontext.compact(redact(value))
 
 
+# The standard library's C scanner, called directly: `json.loads` reaches it through
+# three Python calls and a whitespace regex (2.5 against 0.7 us for an item's data).
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
 def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    """`json.loads(text)`; None stays None."""
+    if text is None:
+        return None
+    try:
+        value, end = _scan(text, 0)
+    except (StopIteration, ValueError, TypeError):  # not JSON text: json.loads says why
+        return json.loads(text)
+    if end != len(text):  # trailing whitespace (allowed) or garbage (an error)
+        return json.loads(text)
+    return value
 
 
 def text(value: str | None) -> str | None:
