@@ -117,9 +117,7 @@ async def test_admit_dedups_keeps_order_and_moves_cursor(store: SqliteStateStore
 
 
 @pytest.mark.parametrize("writer", ["thread", "process"])
-async def test_admit_new_items_returns_what_a_read_back_would(
-    db_path: Path, writer: str
-) -> None:
+async def test_admit_new_items_returns_what_a_read_back_would(db_path: Path, writer: str) -> None:
     import datetime as dt
 
     if writer == "process" and os.name != "posix":
