@@ -283,15 +283,29 @@ def w_finish_run(params: tuple[Any, ...], c: sqlite3.Connection) -> int:
     return c.execute(sql, params).rowcount
 
 
+ADMIT = (
+    "INSERT INTO items (recipe, item_key, data, admitted_at, updated_at, status, failures)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (recipe, item_key) DO NOTHING"
+)
+
+
 def w_admit(
     recipe: str, rows: list[tuple[Any, ...]], cursor: str | None, now: float, c: sqlite3.Connection
 ) -> int:
-    cur = c.executemany(
-        "INSERT INTO items (recipe, item_key, status, data, failures, admitted_at, updated_at)"
-        " VALUES (?, ?, 'pending', ?, 0, ?, ?) ON CONFLICT (recipe, item_key) DO NOTHING",
-        rows,
-    )
-    new = max(cur.rowcount, 0)
+    return len(w_admit_new(recipe, rows, cursor, now, c))
+
+
+def w_admit_new(
+    recipe: str, rows: list[tuple[Any, ...]], cursor: str | None, now: float, c: sqlite3.Connection
+) -> list[str]:
+    """Insert the unseen items of `rows` (recipe, key, data, now, now) as PENDING, set the
+    cursor, and return the new items' keys in admission order: `seq` only grows
+    (AUTOINCREMENT), and the write lock is held, so the recipe's rows above the largest `seq`
+    seen before the insert are exactly the ones this insert added."""
+    before = c.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
+    if rows:
+        # multi-row statements: 60 against 95 ms for 10,000 items, with the loop waiting
+        insert_many(c, ADMIT, [(*row, "pending", 0) for row in rows])
     if cursor is not None:
         c.execute(
             "INSERT INTO cursors (recipe, value, updated_at) VALUES (?, ?, ?)"
@@ -299,17 +313,6 @@ def w_admit(
             " updated_at = excluded.updated_at",
             (recipe, cursor, now),
         )
-    return new
-
-
-def w_admit_new(
-    recipe: str, rows: list[tuple[Any, ...]], cursor: str | None, now: float, c: sqlite3.Connection
-) -> list[str]:
-    """`w_admit`, returning the keys of the new items in admission order: `seq` only grows
-    (AUTOINCREMENT), and the write lock is held, so the recipe's rows above the largest `seq`
-    seen before the insert are exactly the ones this insert added."""
-    before = c.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
-    w_admit(recipe, rows, cursor, now, c)
     sql = "SELECT item_key FROM items WHERE seq > ? AND recipe = ? ORDER BY seq"
     return [r[0] for r in c.execute(sql, (before, recipe))]
 
