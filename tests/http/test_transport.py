@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from flowkit.connectors.http_client import HttpClient
+from flowkit.connectors.http_client import HttpClient, header_dict
 from flowkit.connectors.http_transport import Http11Transport
 from flowkit.errors import ConnectorError, ErrorKind
 from flowkit.sandbox.server import free_port
@@ -230,3 +230,67 @@ async def test_explicit_proxy_receives_the_request(serve: Any) -> None:
     async with HttpClient("http://shop.invalid/api", transport=transport) as http:
         assert await http.get_json("orders", params={"page": 2}) == {"proxied": True}
     assert seen == ["GET shop.invalid /api/orders?page=2"]
+
+
+# HttpClient.fetch: the lean path must give what `request` gives ------------------------------
+
+
+async def test_fetch_answers_like_request(server: Any, runtime: Any) -> None:
+    async with HttpClient(server.url, headers={"X-Test": "1"}, runtime=runtime) as http:
+        reply = await http.fetch("post", "/echo", params={"q": "a b"}, json={"n": 1},
+                                 headers={"Idempotency-Key": "k-1"})  # fmt: skip
+        response = await http.request("POST", "/echo", params={"q": "a b"}, json={"n": 1},
+                                      headers={"Idempotency-Key": "k-1"})  # fmt: skip
+    assert reply.status_code == response.status_code == 200
+    assert reply.headers == header_dict(response)
+    fetched, requested = http.json(reply), response.json()
+    fetched["headers"].pop("Date", None)
+    requested["headers"].pop("Date", None)
+    assert fetched == requested  # the same request bytes reached the server
+    assert fetched["headers"]["Idempotency-Key"] == "k-1"
+    assert reply.method == "POST" and reply.url.path == "/echo"
+    assert [line.split(" (")[0] for line in runtime.lines] == ["http: POST /echo -> 200"] * 2
+
+
+async def test_fetch_decodes_compressed_bodies(server: Any) -> None:
+    async with HttpClient(server.url) as http:
+        reply = await http.fetch("GET", "/gzip")
+    assert http.json(reply) == {"zipped": True}
+
+
+async def test_fetch_errors_are_the_errors_of_request(server: Any, serve: Any) -> None:
+    async with HttpClient(server.url) as http:
+        with pytest.raises(ConnectorError) as fetched:
+            await http.fetch("GET", "/flaky")
+    async with HttpClient(serve(echo_app()).url) as http:  # a fresh server: 503 first again
+        with pytest.raises(ConnectorError) as requested:
+            await http.request("GET", "/flaky")
+    assert str(fetched.value) == str(requested.value) == "HTTP 503 from GET /flaky: maintenance"
+    assert fetched.value.retry_after == requested.value.retry_after == 3.0
+
+    port = free_port()
+    async with HttpClient(f"http://127.0.0.1:{port}") as http:
+        with pytest.raises(ConnectorError) as refused:
+            await http.fetch("POST", "/x", json={})
+    assert refused.value.kind is ErrorKind.TRANSIENT
+    assert refused.value.maybe_sent is False
+    assert str(refused.value).startswith("cannot connect for POST /x (127.0.0.1)")
+
+
+async def test_fetch_with_an_auth_flow_goes_through_request(server: Any) -> None:
+    async with HttpClient(server.url, auth=httpx.BasicAuth("shop", "s3cret")) as http:
+        reply = await http.fetch("GET", "/echo")
+    assert http.json(reply)["headers"]["Authorization"].startswith("Basic ")
+
+
+async def test_fetch_malformed_json_names_the_request() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"{not json", headers={"Content-Type": "text/x"})
+
+    transport = httpx.MockTransport(handler)
+    async with HttpClient("http://shop.invalid", transport=transport) as http:
+        reply = await http.fetch("POST", "/orders")
+        with pytest.raises(ConnectorError) as info:
+            http.json(reply)
+    assert str(info.value).startswith("malformed JSON from POST /orders:")
+    assert info.value.maybe_sent is True

@@ -46,8 +46,8 @@ from flowkit.connectors.base import (
 )
 from flowkit.connectors.http_client import (
     HttpClient,
+    Reply,
     TokenBucket,
-    header_dict,
     next_link,
     paginate_cursor,
 )
@@ -212,13 +212,18 @@ class HttpResponse(Output):
     body: Any = None
 
 
-def _body(client: HttpClient, response: httpx.Response, headers: dict[str, str]) -> Any:
-    if not response.content:
+def _body(client: HttpClient, reply: Reply) -> Any:
+    if not reply.content:
         return None
-    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = reply.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json" or ctype.endswith("+json"):
-        return client.json(response)
-    return response.text
+        return client.json(reply)
+    return _text(reply)
+
+
+def _text(reply: Reply) -> str:
+    """The body as text, decoded as httpx's `Response.text` would (charset, else UTF-8)."""
+    return httpx.Response(200, headers=reply.headers, content=reply.content).text
 
 
 async def _send(
@@ -234,14 +239,11 @@ async def _send(
             )
         headers[session.settings.idempotency_header] = call.idempotency_key
     body = input.json_body if isinstance(input, WriteInput) else None
-    response = await session.client.request(
+    reply = await session.client.fetch(
         method, input.path, params=input.query or None, json=body, headers=headers
     )
-    received = header_dict(response)
     return HttpResponse(
-        status=response.status_code,
-        headers=received,
-        body=_body(session.client, response, received),
+        status=reply.status_code, headers=reply.headers, body=_body(session.client, reply)
     )
 
 

@@ -49,7 +49,7 @@ import httpx
 
 from flowkit.connectors.http_wire import Answer, Connection, Origin, Silence, Stale
 
-__all__ = ["Http11Transport"]
+__all__ = ["Http11Transport", "as_response"]
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NO_TIMEOUTS: Mapping[str, Any] = {}
@@ -238,16 +238,6 @@ class Http11Transport(httpx.AsyncBaseTransport):
         return self._ssl
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._closed:
-            raise httpx.TransportError("the transport has been closed")
-        url = request.url
-        scheme = url.scheme
-        if scheme not in _DEFAULT_PORTS:
-            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
-        host = url.host
-        if not host:
-            raise httpx.UnsupportedProtocol(f"no host in URL {str(url)!r}")
-        origin = (scheme, host, url.port or _DEFAULT_PORTS[scheme])
         try:
             body = request.content
         except httpx.RequestNotRead:
@@ -256,9 +246,38 @@ class Http11Transport(httpx.AsyncBaseTransport):
         timeouts: Mapping[str, Any] = (
             spec if type(spec) is dict or isinstance(spec, Mapping) else _NO_TIMEOUTS
         )
+        try:
+            answer = await self.exchange(
+                request.method, request.url, request.headers._list, body, timeouts
+            )
+        except httpx.TransportError as exc:
+            exc.request = request
+            raise
+        return as_response(answer, request)
+
+    async def exchange(
+        self,
+        method: str,
+        url: httpx.URL,
+        fields: list[tuple[bytes, bytes, bytes]],
+        body: bytes,
+        timeouts: Mapping[str, Any],
+    ) -> Answer:
+        """Send one request and return its answer: what `handle_async_request` does, without
+        httpx's Request and Response objects (`HttpClient.fetch` calls this directly).
+        `fields` are httpx's normalised (name, lower-case name, value) header fields;
+        `timeouts` holds connect, read, write and pool seconds (None: no limit)."""
+        if self._closed:
+            raise httpx.TransportError("the transport has been closed")
+        scheme = url.scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
+        host = url.host
+        if not host:
+            raise httpx.UnsupportedProtocol(f"no host in URL {str(url)!r}")
+        origin = (scheme, host, url.port or _DEFAULT_PORTS[scheme])
         via_proxy = self._proxy is not None and scheme == "http"
-        data = self._serialize(request, body, absolute=via_proxy)
-        method = request.method
+        data = self._serialize(method, url, fields, body, absolute=via_proxy)
         key = self._proxy if via_proxy and self._proxy is not None else origin
         for attempt in (1, 2):
             conn = await self._pool.acquire(key, timeouts.get("pool"))
@@ -276,28 +295,30 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 if attempt == 1 and method in _SAFE_METHODS:
                     continue
                 raise httpx.RemoteProtocolError(
-                    "Server disconnected without sending a response.", request=request
+                    "Server disconnected without sending a response."
                 ) from None
-            except httpx.TransportError as exc:
-                self._pool.release(conn, reuse=False)
-                exc.request = request
-                raise
-            except BaseException:  # cancelled mid-exchange: the connection's state is unknown
+            except BaseException:  # failed or cancelled mid-exchange: the state is unknown
                 self._pool.release(conn, reuse=False)
                 raise
             self._pool.release(conn, reuse=answer.keep_alive)
-            return _response(answer, request)
+            return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _serialize(self, request: httpx.Request, body: bytes, *, absolute: bool) -> bytes:
+    def _serialize(
+        self,
+        method: str,
+        url: httpx.URL,
+        fields: list[tuple[bytes, bytes, bytes]],
+        body: bytes,
+        *,
+        absolute: bool,
+    ) -> bytes:
         """The request's bytes: request line, header fields, body."""
-        url = request.url
         target = url.raw_path or b"/"
         if absolute:
             target = url.raw_scheme + b"://" + url.netloc + target
-        parts = [request.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
+        parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
         chunked = False
-        fields = request.headers._list
         for name, lower, value in fields:
             if lower == b"transfer-encoding" and value.lower() == b"chunked":
                 chunked = True
@@ -386,7 +407,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self._silence.close()
 
 
-def _response(answer: Answer, request: httpx.Request) -> httpx.Response:
+def as_response(answer: Answer, request: httpx.Request) -> httpx.Response:
+    """The httpx response for an answer to `request` (httpx decodes any Content-Encoding)."""
     headers = httpx.Headers()
     headers._list = answer.headers
     content = answer.body
