@@ -112,11 +112,15 @@ async def main(items: int, concurrency: int) -> None:
     )
     print(f"total:     {elapsed:.2f} s")
     print(f"per step-item: {elapsed / step_items * 1e6:.1f} us   (target <= 100 us)")
-    print(f"loop CPU:  {loop_cpu / step_items * 1e6:.1f} us per step-item (the event loop's "
-          f"thread; the rest of the time it waited, mostly for commits)")
+    print(
+        f"loop CPU:  {loop_cpu / step_items * 1e6:.1f} us per step-item (the event loop's "
+        f"thread; the rest of the time it waited, mostly for commits)"
+    )
     print(f"peak RSS:  {peak_mb:.0f} MB   (target < 200 MB)")
-    print(f"floor:     {base / step_items * 1e6:.1f} us per step-item (direct calls + one "
-          f"transaction, no engine); flowkit = {elapsed / base:.1f}x the floor")
+    print(
+        f"floor:     {base / step_items * 1e6:.1f} us per step-item (direct calls + one "
+        f"transaction, no engine); flowkit = {elapsed / base:.1f}x the floor"
+    )
     print(f"load avg:  {os.getloadavg()[0]:.1f} (other processes on this machine)")
 
 
