@@ -45,8 +45,17 @@ class Answer:
         self.encoded = False
 
 
-class Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection: sends a request and parses its response as it arrives."""
+_READ_SIZE = 64 * 1024
+
+
+class Connection(asyncio.BufferedProtocol):
+    """One HTTP/1.1 connection: sends a request and parses its response as it arrives.
+
+    A buffered protocol: the event loop reads into this connection's own buffer with
+    `recv_into`. For a plain protocol it calls `recv(256 KiB)`, which allocates that much for
+    every read and shrinks it; in a `flowkit run` that read was 9.7 % of the event loop's
+    samples, against 3.3 % for `recv_into` (py-spy, the HTTP benchmark's recipe).
+    """
 
     def __init__(self, origin: Origin, silence: Silence) -> None:
         self.origin = origin
@@ -57,6 +66,7 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._loop = asyncio.get_running_loop()
         self._buffer = bytearray()
+        self._read_into = memoryview(bytearray(_READ_SIZE))
         self._waiter: asyncio.Future[Answer] | None = None
         self._response = Answer()
         self._state = _DONE
@@ -75,7 +85,13 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_into
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._read_into[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         if self._waiter is None:
             # Nothing asked for: a server talking out of turn. Never reuse this connection.
             self.close()
