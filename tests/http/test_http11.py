@@ -435,3 +435,35 @@ async def test_a_waiter_cancelled_as_it_is_handed_a_slot_passes_it_on() -> None:
         await first
     assert await asyncio.wait_for(second, 5) is None  # `second` got the slot
     assert pool.count == 1
+
+
+async def test_a_transport_of_another_event_loop_is_accepted() -> None:
+    # uvloop's transports have asyncio's methods without deriving from its classes; the
+    # connection must not insist on the class (it did, and every request under uvloop failed).
+    from flowkit.connectors.http_wire import Connection, Silence
+
+    class DuckTransport:
+        def __init__(self) -> None:
+            self.sent = b""
+
+        def write(self, data: bytes) -> None:
+            self.sent += data
+
+        def is_closing(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+    duck = DuckTransport()
+    conn = Connection(("http", "127.0.0.1", 80), Silence())
+    conn.connection_made(duck)  # type: ignore[arg-type]
+    exchange = asyncio.create_task(
+        conn.exchange(b"GET / HTTP/1.1\r\n\r\n", head_only=False, write_timeout=None,
+                      read_timeout=5)
+    )  # fmt: skip
+    await asyncio.sleep(0)
+    conn.data_received(ok())
+    answer = await exchange
+    assert (answer.status, answer.body) == (200, b'{"ok":true}')
+    assert duck.sent == b"GET / HTTP/1.1\r\n\r\n"

@@ -398,7 +398,6 @@ class Http11Transport(httpx.AsyncBaseTransport):
         secured = await loop.start_tls(conn.transport, conn, self._context(), server_hostname=host)
         if secured is None:  # pragma: no cover - only when the transport closed meanwhile
             raise httpx.ConnectError("the proxy closed the tunnel")
-        assert isinstance(secured, asyncio.Transport)
         conn.transport = secured
 
     async def aclose(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import cast
 
 import httpx
 
@@ -82,8 +83,9 @@ class Connection(asyncio.BufferedProtocol):
 
     # asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not an isinstance check: other event loops' transports (uvloop's) have the same
+        # methods without deriving from asyncio's classes.
+        self.transport = cast(asyncio.Transport, transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._read_into
