@@ -23,11 +23,10 @@ headers (`http_pages`).
 
 from __future__ import annotations
 
-import json as jsonlib
 import time
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -37,6 +36,15 @@ from flowkit.connectors.auth import TOKEN_REQUEST, FlowkitAuth
 from flowkit.connectors.base import Runtime, no_debug
 from flowkit.connectors.http_pacing import RateLimiter, TokenBucket, parse_retry_after
 from flowkit.connectors.http_pages import next_link, paginate_cursor, paginate_pages
+from flowkit.connectors.http_reply import (
+    Reply,
+    default_error_message,
+    fields_dict,
+    header_dict,
+    json_body,
+    kind_for_status,
+    raw_fields,
+)
 from flowkit.connectors.http_transport import Http11Transport, as_response
 from flowkit.errors import ConnectorError, ErrorKind
 
@@ -60,53 +68,6 @@ _URL_CACHE_SIZE = 512
 _SCALARS = (str, int, float, type(None))  # bool is an int
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-def kind_for_status(status: int) -> ErrorKind:
-    """The default classification of a non-2xx status."""
-    if status == 429:
-        return ErrorKind.RATE_LIMITED
-    if status >= 500:
-        return ErrorKind.TRANSIENT
-    if status in (401, 403):
-        return ErrorKind.AUTH
-    if status == 404:
-        return ErrorKind.NOT_FOUND
-    if status == 409:
-        return ErrorKind.CONFLICT
-    if status in (400, 422):
-        return ErrorKind.VALIDATION
-    return ErrorKind.PERMANENT
-
-
-def _first_text(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    if isinstance(value, dict):
-        for key in ("message", "error_description", "detail", "description", "error", "title"):
-            found = _first_text(value.get(key))
-            if found:
-                return found
-    if isinstance(value, list) and value:
-        return _first_text(value[0])
-    return None
-
-
-def default_error_message(response: httpx.Response) -> str:
-    """The API's own message from a JSON error body (`message`, `error.message`,
-    `errors[0].message`, `detail`, ...), else the start of the body text."""
-    try:
-        body = jsonlib.loads(response.content)
-    except ValueError:
-        body = None
-    if body is not None:
-        found = _first_text(body)
-        if not found and isinstance(body, dict):
-            found = _first_text(body.get("errors"))
-        if found:
-            return found
-    text = " ".join(response.text.split())
-    return text or response.reason_phrase
 
 
 def _param_text(value: Any) -> str:
@@ -136,68 +97,6 @@ _NOTHING: frozenset[str] = frozenset()
 _JSON_TYPE = (b"Content-Type", b"content-type", b"application/json")
 
 
-def _raw(headers: httpx.Headers) -> list[tuple[bytes, bytes, bytes]]:
-    """httpx's own normalised form of headers: (name, lower-case name, value) as bytes. Handing
-    it to a new `httpx.Headers` saves encoding the same default headers for every request."""
-    return headers._list
-
-
-_BOM = b"\xef\xbb\xbf"
-
-
-def json_body(content: bytes) -> Any:
-    """`json.loads(content)`: UTF-8 (what RFC 8259 requires) decoded directly, which skips
-    the encoding detection `json.loads` runs on bytes; anything else goes through it."""
-    if not content.startswith(_BOM):
-        try:
-            text = content.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            return jsonlib.loads(text)
-    return jsonlib.loads(content)
-
-
-def header_dict(response: httpx.Response) -> dict[str, str]:
-    """Lower-case header names to values, repeated ones joined by ", ": what
-    `dict(response.headers.items())` gives, at a quarter of the cost for ASCII headers."""
-    found = _header_dict(_raw(response.headers))
-    return dict(response.headers.items()) if found is None else found
-
-
-def _header_dict(fields: list[tuple[bytes, bytes, bytes]]) -> dict[str, str] | None:
-    """`header_dict` of raw fields; None when a value is not ASCII (httpx then decides)."""
-    found: dict[str, str] = {}
-    try:
-        for _name, lower, value in fields:
-            key = lower.decode("ascii")
-            text = value.decode("ascii")
-            found[key] = f"{found[key]}, {text}" if key in found else text
-    except UnicodeDecodeError:
-        return None
-    return found
-
-
-class Reply(NamedTuple):
-    """A 2xx answer from `HttpClient.fetch`."""
-
-    status_code: int
-    headers: dict[str, str]
-    """Lower-case names; repeated ones joined by ", " (as `header_dict`)."""
-    content: bytes
-    """The body, decoded from any Content-Encoding."""
-    method: str
-    url: httpx.URL
-
-    @classmethod
-    def of(cls, response: httpx.Response) -> Reply:
-        request = response.request
-        return cls(
-            response.status_code, header_dict(response), response.content, request.method,
-            request.url,
-        )  # fmt: skip
-
-
 def _fields(headers: Mapping[str, str]) -> list[tuple[bytes, bytes, bytes]]:
     """httpx's normalised (name, lower-case name, value) form of the caller's headers, built
     directly for ASCII ones (a third of the cost of `httpx.Headers`)."""
@@ -207,7 +106,7 @@ def _fields(headers: Mapping[str, str]) -> list[tuple[bytes, bytes, bytes]]:
             for name, value in headers.items()
         ]
     except (UnicodeEncodeError, AttributeError):  # non-ASCII, or not text: httpx decides
-        return _raw(httpx.Headers(headers))
+        return raw_fields(httpx.Headers(headers))
 
 
 def _listens(debug: Callable[[str], None]) -> bool:
@@ -257,7 +156,7 @@ class HttpClient:
         self._headers.update(headers or {})
         # (lower-case name, httpx's (name, lower-case name, value) bytes) of each default header
         self._header_items = [
-            (lower.decode("latin-1"), (k, lower, v)) for k, lower, v in _raw(self._headers)
+            (lower.decode("latin-1"), (k, lower, v)) for k, lower, v in raw_fields(self._headers)
         ]
         self._default = {name for name, _ in self._header_items}
         self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": None}
@@ -461,7 +360,7 @@ class HttpClient:
                 raise self.error_for(response)
             return Reply.of(response)
         self._log(method, target, str(answer.status), started)
-        found = _header_dict(answer.headers)
+        found = fields_dict(answer.headers)
         if found is None:  # a non-ASCII header value: decoded as httpx would
             request = self.build_request(method, url, params=params, json=json, headers=headers)
             return Reply.of(as_response(answer, request))
