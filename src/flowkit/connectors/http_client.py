@@ -115,8 +115,9 @@ def _listens(debug: Callable[[str], None]) -> bool:
     return debug is not no_debug
 
 
-def _describe(request: httpx.Request) -> str:
-    return f"{request.method} {request.url.path or '/'}"
+def _describe(method: str, url: httpx.URL) -> str:
+    """How messages name a request: the method and the path, never the query string."""
+    return f"{method} {url.path or '/'}"
 
 
 class HttpClient:
@@ -344,16 +345,18 @@ class HttpClient:
         method = method.upper()
         target = self._target(url, params)
         fields, body = self._prepare(method, target, json, None, headers)
+
+        def request() -> httpx.Request:  # for the paths that go through httpx after all
+            return self.build_request(method, url, params=params, json=json, headers=headers)
+
         started = time.perf_counter()
         try:
             answer = await transport.exchange(method, target, fields, body, self._timeouts)
         except httpx.TransportError as exc:
-            request = self.build_request(method, url, params=params, json=json, headers=headers)
             self._log(method, target, type(exc).__name__, started)
-            raise self._transport_error(request, exc) from None
+            raise self._transport_error(request(), exc) from None
         if answer.encoded or not 200 <= answer.status < 300:
-            request = self.build_request(method, url, params=params, json=json, headers=headers)
-            response = as_response(answer, request)
+            response = as_response(answer, request())
             await response.aread()
             self._log(method, target, str(answer.status), started)
             if not response.is_success:
@@ -362,8 +365,7 @@ class HttpClient:
         self._log(method, target, str(answer.status), started)
         found = fields_dict(answer.headers)
         if found is None:  # a non-ASCII header value: decoded as httpx would
-            request = self.build_request(method, url, params=params, json=json, headers=headers)
-            return Reply.of(as_response(answer, request))
+            return Reply.of(as_response(answer, request()))
         return Reply(answer.status, found, answer.body, method, target)
 
     async def send(self, request: httpx.Request) -> httpx.Response:
@@ -402,11 +404,11 @@ class HttpClient:
         if self._debug is None:
             return
         ms = (time.perf_counter() - started) * 1000
-        where = f"{method} {url.path or '/'}"
+        where = _describe(method, url)
         self._debug(self.redact(f"{self.name}: {where} -> {outcome} ({ms:.1f} ms)"))
 
     def _transport_error(self, request: httpx.Request, exc: httpx.TransportError) -> ConnectorError:
-        where = _describe(request)
+        where = _describe(request.method, request.url)
         # A token request failing means the API request itself was never sent.
         token = bool(request.extensions.get(TOKEN_REQUEST))
         detail = str(exc) or type(exc).__name__
@@ -443,8 +445,8 @@ class HttpClient:
             detail = detail[: _MESSAGE_LIMIT - 3] + "..."
         if 300 <= status < 400 and "location" in response.headers:
             detail = f"redirected to {response.headers['location']}"
-        request = response.request
-        message = self.redact(f"HTTP {status} from {_describe(request)}: {detail}")
+        where = _describe(response.request.method, response.request.url)
+        message = self.redact(f"HTTP {status} from {where}: {detail}")
         return ConnectorError(message, kind=kind, status=status, retry_after=retry_after)
 
     def json(self, response: httpx.Response | Reply) -> Any:
@@ -457,7 +459,7 @@ class HttpClient:
             else:
                 method, url = response.request.method, response.request.url
             raise ConnectorError(
-                self.redact(f"malformed JSON from {method} {url.path or '/'}: {exc}"),
+                self.redact(f"malformed JSON from {_describe(method, url)}: {exc}"),
                 kind=ErrorKind.PERMANENT,
                 status=response.status_code,
                 maybe_sent=method not in _SAFE_METHODS,

@@ -57,7 +57,7 @@ def default_error_message(response: httpx.Response) -> str:
     """The API's own message from a JSON error body (`message`, `error.message`,
     `errors[0].message`, `detail`, ...), else the start of the body text."""
     try:
-        body = jsonlib.loads(response.content)
+        body = json_body(response.content)
     except ValueError:
         body = None
     if body is not None:
