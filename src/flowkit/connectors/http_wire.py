@@ -236,13 +236,9 @@ class Connection(asyncio.BufferedProtocol):
         while self._state != _DONE:
             state = self._state
             if state == _HEAD:
-                end = buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buffer) > _MAX_HEAD:
-                        raise httpx.RemoteProtocolError("response header section too large")
+                head = _take(buffer, b"\r\n\r\n", "response header section too large")
+                if head is None:
                     return
-                head = bytes(buffer[:end])
-                del buffer[: end + 4]
                 self._head(head)
             elif state == _BODY:
                 if self._framing == _UNTIL_CLOSE:
@@ -256,13 +252,10 @@ class Connection(asyncio.BufferedProtocol):
                 del buffer[: self._remaining]
                 self._finish(body)
             elif state == _CHUNK_SIZE:
-                end = buffer.find(b"\r\n")
-                if end < 0:
-                    if len(buffer) > _MAX_HEAD:
-                        raise httpx.RemoteProtocolError("malformed chunk size line")
+                taken = _take(buffer, b"\r\n", "malformed chunk size line")
+                if taken is None:
                     return
-                line = bytes(buffer[:end]).split(b";", 1)[0].strip()
-                del buffer[: end + 2]
+                line = taken.split(b";", 1)[0].strip()
                 try:
                     size = int(line, 16)
                 except ValueError:
@@ -280,13 +273,10 @@ class Connection(asyncio.BufferedProtocol):
                 del buffer[: self._remaining + 2]
                 self._state = _CHUNK_SIZE
             else:  # _TRAILER: header lines up to an empty one, ignored
-                end = buffer.find(b"\r\n")
-                if end < 0:
-                    if len(buffer) > _MAX_HEAD:
-                        raise httpx.RemoteProtocolError("response trailer section too large")
+                field = _take(buffer, b"\r\n", "response trailer section too large")
+                if field is None:
                     return
-                del buffer[: end + 2]
-                if end == 0:
+                if not field:
                     self._finish(b"".join(self._parts))
         if buffer:
             # Bytes after a complete response: not ours to guess at. Never reuse.
@@ -380,6 +370,19 @@ class Connection(asyncio.BufferedProtocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(self._response)
+
+
+def _take(buffer: bytearray, separator: bytes, too_long: str) -> bytes | None:
+    """The bytes before `separator`, removed from `buffer` with it; None while it has not
+    arrived, and RemoteProtocolError(`too_long`) once more than 64 KiB wait for it."""
+    end = buffer.find(separator)
+    if end < 0:
+        if len(buffer) > _MAX_HEAD:
+            raise httpx.RemoteProtocolError(too_long)
+        return None
+    taken = bytes(buffer[:end])
+    del buffer[: end + len(separator)]
+    return taken
 
 
 class Silence:
