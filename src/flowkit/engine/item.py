@@ -835,24 +835,19 @@ class ItemRun:
         if isinstance(exc, ConnectorError):
             exc.attempts = attempt  # type: ignore[attr-defined]
             raise exc
+        cause: Exception | None
         if isinstance(exc, TimeoutError):
-            err = ConnectorError(
-                f"{step.use} timed out after {step.timeout:g}s",
-                kind=ErrorKind.TIMEOUT,
-                maybe_sent=plan.is_write,
-            )
-            err.attempts = attempt  # type: ignore[attr-defined]
-            raise err from None
-        if isinstance(exc, FlowkitError):
+            message = f"{step.use} timed out after {step.timeout:g}s"
+            kind, cause = ErrorKind.TIMEOUT, None
+        elif isinstance(exc, FlowkitError):
             raise exc
-        self.scope.debug(redact.redact_text(traceback.format_exc()))
-        err = ConnectorError(
-            f"{step.use} crashed: {type(exc).__name__}: {exc}",
-            kind=ErrorKind.PERMANENT,
-            maybe_sent=plan.is_write,
-        )
+        else:
+            self.scope.debug(redact.redact_text(traceback.format_exc()))
+            message = f"{step.use} crashed: {type(exc).__name__}: {exc}"
+            kind, cause = ErrorKind.PERMANENT, exc
+        err = ConnectorError(message, kind=kind, maybe_sent=plan.is_write)
         err.attempts = attempt  # type: ignore[attr-defined]
-        raise err from exc
+        raise err from cause
 
     async def _invoke(self, step: Step, bound: Bound, data: BaseModel, call: CallContext) -> Any:
         if step.timeout is not None:
