@@ -99,3 +99,24 @@ async def test_a_cancelled_waiter_does_not_cancel_the_batch_for_the_others(
 
 def test_early_batches_hold_about_half_the_items_in_flight() -> None:
     assert [flush_size(c) for c in (1, 8, 64, 256, 1000)] == [16, 16, 32, 128, 128]
+
+
+async def test_a_batch_sent_to_a_closed_store_fails_its_waiters_and_drain(
+    store: SqliteStateStore,
+) -> None:
+    journal = Journal(store, "run-1")
+    await store.close()
+    batch = journal.enqueue(_write(KEYS[0], StepStatus.OK, 2.0))
+    with pytest.raises(StateError, match="is closed"):
+        await batch
+    with pytest.raises(StateError, match="is closed"):
+        await journal.drain()
+
+
+async def test_the_store_settles_the_batch_itself(store: SqliteStateStore) -> None:
+    # `send_journal` resolves the very future the items await: no task or callback between
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    store.send_journal("run-1", [_write(KEYS[1], StepStatus.OK, 2.0)], [], done)
+    assert await done is None
+    assert _statuses(store) == {KEYS[1]: "ok"}

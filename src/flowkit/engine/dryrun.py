@@ -8,6 +8,7 @@ so `kv_set` is written through.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -189,6 +190,27 @@ class OverlayStore:
             )
         for i in items:
             await self.set_item(i.recipe, i.key, i.status, i.now, wake_at=i.wake_at, error=i.error)
+
+    def send_journal(
+        self,
+        run_id: str,
+        steps: Sequence[StepWrite],
+        items: Sequence[ItemWrite],
+        done: asyncio.Future[None],
+    ) -> None:
+        task = asyncio.ensure_future(self.journal(run_id, steps, items))
+
+        def settle(task: asyncio.Future[None]) -> None:
+            if done.done():
+                return
+            if task.cancelled():
+                asyncio.Future.cancel(done)  # for real, whatever `done`'s own cancel does
+            elif (exc := task.exception()) is not None:
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+        task.add_done_callback(settle)
 
     async def kv_get(self, namespace: str, key: str) -> str | None:
         return await self.real.kv_get(namespace, key) if self.real else None

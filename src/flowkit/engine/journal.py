@@ -1,5 +1,5 @@
 """Coalesce journal writes: every step or item change made in one event-loop tick becomes one
-`StateStore.journal` call (one transaction, one queued operation).
+`StateStore.send_journal` call (one transaction, one queued operation).
 
 Callers queue a change (`enqueue`, `enqueue_item`) and await the returned future when
 durability matters: the engine lets a step's outcome and the next step's intent share one
@@ -32,15 +32,12 @@ class Batch(asyncio.Future[None]):
     `cancel()` refuses (returns False), so a task cancelled while it awaits the batch does
     not cancel it for the other callers: asyncio then cancels the task itself as soon as the
     batch is settled (a commit is milliseconds). Awaiting it directly saves every waiter a
-    future of its own and one event-loop turn.
+    future of its own and one event-loop turn; the store settles it itself
+    (`StateStore.send_journal`), which saves the turns of a task and a callback in between.
     """
 
     def cancel(self, msg: Any | None = None) -> bool:
         return False
-
-    def abandon(self) -> None:
-        """Cancel for real: the store call that would have settled it was cancelled."""
-        super().cancel()
 
 
 FLUSH_AT = 64  # step changes per batch before it is sent early (the runner sets its own)
@@ -69,6 +66,7 @@ class Journal:
         while self._batch is not None or self._sent:
             if self._batch is not None:
                 self._flush()
+            # each batch's `_settled` runs before `wait` returns: it was added first
             await asyncio.wait(list(self._sent))
         failed, self._failed = self._failed, []
         errors = [batch.exception() for batch in failed if not batch.cancelled()]
@@ -124,17 +122,14 @@ class Journal:
             return
         steps, self._steps = self._steps, []
         items, self._items = self._items, []
-        task = asyncio.ensure_future(self.store.journal(self.run_id, steps, items))
         self._sent.add(batch)
+        batch.add_done_callback(self._settled)
+        try:
+            self.store.send_journal(self.run_id, steps, items, batch)
+        except Exception as exc:  # the store is closed: the changes were never queued
+            batch.set_exception(exc)
 
-        def settle(done: asyncio.Future[None]) -> None:
-            self._sent.discard(batch)
-            if done.cancelled():
-                batch.abandon()
-            elif (exc := done.exception()) is not None:
-                batch.set_exception(exc)
-                self._failed.append(batch)
-            else:
-                batch.set_result(None)
-
-        task.add_done_callback(settle)
+    def _settled(self, batch: asyncio.Future[None]) -> None:
+        self._sent.discard(batch)
+        if not batch.cancelled() and batch.exception() is not None:
+            self._failed.append(batch)  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ Promises a backend keeps:
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -239,10 +240,23 @@ class StateStore(Protocol):
     async def journal(
         self, run_id: str, steps: Sequence[StepWrite], items: Sequence[ItemWrite]
     ) -> None:
-        """Apply many `put_step` and `set_item` changes in one durable transaction.
+        """Apply many `put_step` and `set_item` changes in one durable transaction."""
+        ...
 
-        The engine coalesces the journal writes of all items that reach a step boundary in
-        the same event-loop tick into one call, so the per-write overhead is paid once.
+    def send_journal(
+        self,
+        run_id: str,
+        steps: Sequence[StepWrite],
+        items: Sequence[ItemWrite],
+        done: asyncio.Future[None],
+    ) -> None:
+        """`journal` without waiting: queue the changes for one durable transaction now and
+        settle `done` once they are committed (result None) or failed (the error).
+
+        The engine's hot path: it coalesces the journal writes of all items that reach a step
+        boundary in the same event-loop tick into one call, and passes the future those items
+        await, so a commit wakes them with no task or callback in between. Raises StateError
+        at once when the store is not open.
         """
         ...
 

@@ -580,11 +580,26 @@ class SqliteStateStore:
         self, run_id: str, steps: Sequence[StepWrite], items: Sequence[ItemWrite]
     ) -> None:
         """Many put_step and set_item changes in one transaction (one queued operation)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.send_journal(run_id, steps, items, done)
+        await done
+
+    def send_journal(
+        self,
+        run_id: str,
+        steps: Sequence[StepWrite],
+        items: Sequence[ItemWrite],
+        done: asyncio.Future[None],
+    ) -> None:
+        """Queue `journal`'s operation now; the writer settles `done` after its commit."""
+        writer = self._writer
+        if writer is None:
+            raise self._not_open()
         if self.writer_kind == "auto":
             self._journaled += len(steps)
             if self._journaled >= PROCESS_AFTER and self._journaled - len(steps) < PROCESS_AFTER:
                 self._start_process_writer(asyncio.get_running_loop())
-        if isinstance(self._writer, ProcessWriter):
+        if isinstance(writer, ProcessWriter):
             # The writer process has a core to itself: it builds the rows and encodes the
             # outputs (ops.w_journal_writes). Secrets are masked here, where they are known.
             if redact.has_secrets():
@@ -597,7 +612,10 @@ class SqliteStateStore:
             )
         else:
             fn = functools.partial(ops.w_journal, *ops.journal_rows(run_id, steps, items))
-        await self._write(fn)
+        try:
+            writer.submit(Op(fn, done, done.get_loop()))
+        except StateError as exc:
+            raise (self._not_open() if self._closed else exc) from None
 
     # connector key-value -------------------------------------------------------------------
 
