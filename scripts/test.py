@@ -34,9 +34,18 @@ def ensure_venv(extras: str) -> Path:
         spec = f".[{extras}]" if extras else "."
         print(f"installing flowkit{f'[{extras}]' if extras else ''} into {VENV}", flush=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "-e", spec],
-            cwd=ROOT, check=True,
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-e",
+                spec,
+            ],
+            cwd=ROOT,
+            check=True,
         )
         stamp.write_text(digest)
     return python
