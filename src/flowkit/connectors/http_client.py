@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
@@ -47,6 +47,9 @@ from flowkit.connectors.http_reply import (
 )
 from flowkit.connectors.http_transport import Http11Transport, as_response
 from flowkit.errors import ConnectorError, ErrorKind
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "HttpClient",
@@ -137,6 +140,8 @@ class HttpClient:
         runtime: Runtime | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         name: str = "http",
+        verify: bool | ssl.SSLContext = True,
+        proxy: str | None = None,
     ) -> None:
         self.name = name
         self.base_url = httpx.URL(base_url) if base_url else httpx.URL("")
@@ -148,8 +153,8 @@ class HttpClient:
         self._error_message = error_message or default_error_message
         self._classify = classify
         self._runtime = runtime
-        if transport is None:
-            transport = Http11Transport(max_connections=max_connections)
+        if transport is None:  # (a transport given by a test brings its own TLS and proxy)
+            transport = Http11Transport(max_connections=max_connections, verify=verify, proxy=proxy)
         self._transport = transport
         self._headers = httpx.Headers(
             {"User-Agent": f"flowkit/{__version__}", "Accept-Encoding": "gzip, deflate"}
