@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from pathlib import Path
 
 from flowkit.errors import ExitCode
@@ -338,14 +339,13 @@ async def test_every_attempt_is_recorded(harness: Harness) -> None:
         await store.close()
     tries = [(r.step_key, r.attempt, r.outcome, r.error_kind) for r in rows]
     assert tries == [
-        ("call", 0, "started", None),
         ("call", 1, "error", "transient"),
         ("call", 2, "error", "transient"),
         ("call", 3, "ok", None),
     ]
 
 
-async def test_a_write_without_idempotency_records_its_intent_first(harness: Harness) -> None:
+async def test_an_intent_is_history_only_if_its_run_dies_with_it(harness: Harness) -> None:
     path = harness.recipe("""\
         flowkit: 1
         name: intent
@@ -360,7 +360,13 @@ async def test_a_write_without_idempotency_records_its_intent_first(harness: Har
         rows = await store.run_attempts(summary.run_id)
     finally:
         await store.close()
-    assert [(r.step_key, r.outcome) for r in rows] == [("tell", "started"), ("tell", "ok")]
+    assert [(r.step_key, r.outcome) for r in rows] == [("tell", "ok")]
+    conn = sqlite3.connect(harness.state)
+    try:
+        step = conn.execute("SELECT status, run_id FROM steps WHERE step_key = 'tell'").fetchone()
+    finally:
+        conn.close()
+    assert step == ("ok", summary.run_id)  # the run that wrote the record
 
 
 async def test_new_items_run_with_their_data_as_stored_masked_and_json_shaped(

@@ -480,6 +480,26 @@ def test_a_killed_run_is_not_left_running_in_the_history(
     assert runs[0] == ("crashed",)
 
 
+def test_a_killed_runs_write_in_flight_is_in_its_history_after_the_next_run(
+    shop: Shop, flowkit: Flowkit, tmp_path: Path
+) -> None:
+    world = shop.world("in-flight", orders=2)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(charge_recipe(world), encoding="utf-8")
+    state = tmp_path / "state.db"
+    args = ["run", str(recipe), "--state", str(state), "--concurrency", "1"]
+    # the first charge reaches the server; the process dies before journaling its answer
+    assert flowkit.run(args, extra={"FLOWKIT_CRASH_AT": "after_send:1"}).code == 137
+    (killed,) = store_rows(state, "SELECT id FROM runs")
+    in_flight = "SELECT item_key, step_key, outcome FROM attempts WHERE run_id = ? ORDER BY id"
+    assert store_rows(state, in_flight, killed) == []  # an intent alone has no attempt row
+    assert flowkit.run(args).code == 0
+    assert store_rows(state, in_flight, killed) == [("ord_000", "charge", "started")]
+    shown = flowkit.run(["runs", "show", killed[0], "--state", str(state)])
+    assert "crashed" in shown.stdout and "started" in shown.stdout, shown.stdout
+    assert world.charges_per_order() == {"ord_000": 1, "ord_001": 1}
+
+
 def test_email_with_an_unknown_outcome_is_resent_under_the_same_message_id(
     shop: Shop, flowkit: Flowkit, tmp_path: Path
 ) -> None:

@@ -232,14 +232,32 @@ async def test_steps_upsert_and_attempts(store: SqliteStateStore) -> None:
 
     attempts = await store.run_attempts("r1")
     assert [(a.step_key, a.attempt, a.outcome, a.error_kind) for a in attempts] == [
-        ("invoice", 1, "started", None),
-        ("invoice", 1, "error", "transient"),
+        ("invoice", 1, "error", "transient"),  # the intent before it has no attempt row
         ("invoice", 2, "ok", None),
         ("email[0]", 0, "skipped", None),
     ]
-    assert attempts[1].error == "HTTP 503 from POST /invoice"
-    assert attempts[1].at == 2.0
+    assert attempts[0].error == "HTTP 503 from POST /invoice"
+    assert attempts[0].at == 2.0
     assert await store.run_attempts("r2") == []
+
+
+async def test_writes_left_in_flight_join_their_runs_history_when_recorded(
+    store: SqliteStateStore,
+) -> None:
+    await store.start_run("r1", "rec", "h", 1.0)
+    await store.admit_items("rec", [("a", {}), ("b", {})], None, 1.0)
+    for key, at in (("a", 2.0), ("b", 2.5)):
+        await store.put_step("r1", "rec", key, "pay", StepStatus.STARTED, at, attempts=1)
+    await store.put_step("r1", "rec", "a", "pay", StepStatus.OK, 3.0, attempts=1)
+    # r1 dies here with b's write in flight; a later run records it in r1's history
+    assert [a.outcome for a in await store.run_attempts("r1")] == ["ok"]
+    assert await store.record_interrupted("r2") == 0
+    assert await store.record_interrupted("r1") == 1
+    attempts = await store.run_attempts("r1")
+    assert [(a.item_key, a.attempt, a.outcome, a.at) for a in attempts] == [
+        ("a", 1, "ok", 3.0),
+        ("b", 1, "started", 2.5),
+    ]
 
 
 async def test_put_step_for_unknown_item_or_run_names_it(store: SqliteStateStore) -> None:

@@ -56,6 +56,9 @@ class OverlayStore:
     ) -> None:
         return None
 
+    async def record_interrupted(self, run_id: str) -> int:
+        return 0  # a dry run changes no history
+
     async def list_runs(self, recipe: str | None = None, limit: int = 20) -> list[RunRecord]:
         return await self.real.list_runs(recipe, limit) if self.real else []
 

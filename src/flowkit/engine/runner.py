@@ -268,6 +268,10 @@ class RecipeRun:
             if run.status == "running":
                 summary = dict(run.summary or {})
                 summary["note"] = "the process stopped before finishing (killed or crashed)"
+                # its writes in flight join its history now (an intent has no attempt row)
+                interrupted = await self.store.record_interrupted(run.id)
+                if interrupted:
+                    summary["interrupted"] = interrupted
                 await self.store.finish_run(run.id, "crashed", summary, self.options.clock.now())
 
     def _limit_reached(self) -> bool:

@@ -6,8 +6,11 @@ Model (one store can hold many recipes; everything is keyed by recipe name):
   cursors   (recipe) -> opaque JSON text, the trigger's position
   items     (recipe, item_key) -> status, the item's data, wake-up time, error, retries used
   steps     (recipe, item_key, step_key) -> status, output, attempts, error, idempotency key,
-            request fingerprint. `step_key` is the step id, or `id[i]` for fan-out element i.
-  attempts  append-only: one row per attempt of a step (run id, outcome, error, time)
+            request fingerprint, the run that wrote it. `step_key` is the step id, or `id[i]`
+            for fan-out element i.
+  attempts  append-only: one row per attempt of a step that ended (run id, outcome, error,
+            time); a write a run left in flight (its step still `started`: the run crashed)
+            gets its `started` row from `record_interrupted`, which the next run calls
   kv        (namespace, key) -> value: durable connector data (rotated OAuth2 refresh tokens)
 
 Promises a backend keeps:
@@ -148,6 +151,13 @@ class StateStore(Protocol):
     async def finish_run(
         self, run_id: str, status: str, summary: dict[str, Any], now: float
     ) -> None: ...
+
+    async def record_interrupted(self, run_id: str) -> int:
+        """Append to `run_id`'s history a `started` attempt for every write it left in flight
+        (step records still STARTED by that run); returns how many. For a crashed run: an
+        intent gets no attempt row while its run lives, so journaling a write costs one row
+        fewer."""
+        ...
 
     async def list_runs(self, recipe: str | None = None, limit: int = 20) -> list[RunRecord]: ...
 

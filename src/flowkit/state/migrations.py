@@ -107,6 +107,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "steps.run_id: the run that last wrote a step record",
+        # Intents (`started`) get no attempt row any more: the step row says which run
+        # left one in flight, and the next run writes the crashed run's `started` rows.
+        ("ALTER TABLE steps ADD COLUMN run_id TEXT",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -9,7 +9,7 @@ the same layout; JSON columns are TEXT holding compact JSON, NULL for None):
   items    (seq autoincrement PK = admission order, recipe, item_key, status, data JSON,
             wake_at, error, failures, admitted_at, updated_at; UNIQUE (recipe, item_key))
   steps    (recipe, item_key, step_key PK; status, output JSON, attempts, error,
-            idempotency_key, fingerprint, updated_at; FK (recipe, item_key) -> items)
+            idempotency_key, fingerprint, updated_at, run_id; FK (recipe, item_key) -> items)
   attempts (id PK = append order, run_id FK -> runs, recipe, item_key, step_key, attempt,
             outcome, error, error_kind, at)
   kv       (namespace, key PK; value, updated_at)
@@ -414,6 +414,10 @@ class SqliteStateStore:
         if not await self._write(functools.partial(ops.w_finish_run, params)):
             raise StateError(f"no run with id '{run_id}' in the state store {self.path}")
 
+    async def record_interrupted(self, run_id: str) -> int:
+        n: int = await self._write(functools.partial(ops.w_record_interrupted, run_id))
+        return n
+
     async def list_runs(self, recipe: str | None = None, limit: int = 20) -> list[RunRecord]:
         """Newest first."""
         return await self._read(functools.partial(ops.r_list_runs, recipe, limit))
@@ -553,7 +557,7 @@ class SqliteStateStore:
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
     ) -> None:
-        """Upsert the step and append an attempt row, durably.
+        """Upsert the step and append an attempt row (none for an intent), durably.
 
         A None idempotency_key or fingerprint keeps the stored one (the key recorded with
         STARTED survives the OK that follows it).
@@ -563,8 +567,10 @@ class SqliteStateStore:
         err = None if error is None else ops.text(error)
         out = None if output is None else ops.dumps(output)
         step = (recipe, item_key, step_key, value, out, attempts, err, idempotency_key,
-                fingerprint, now)  # fmt: skip
-        attempt = (run_id, recipe, item_key, step_key, attempts, outcome, err, error_kind, now)
+                fingerprint, now, run_id)  # fmt: skip
+        attempt = None
+        if outcome is not None:  # an intent has none (ops.STEP_ROW_VALUES)
+            attempt = (run_id, recipe, item_key, step_key, attempts, outcome, err, error_kind, now)
         writer = self._writer
         if writer is None:
             raise self._not_open()

@@ -38,8 +38,12 @@ OUTCOMES: dict[StepStatus, str] = {
 }
 
 # put_step's hot path: status -> (stored value, attempt outcome) without enum attribute access.
-STEP_ROW_VALUES: dict[StepStatus, tuple[str, str]] = {
-    st: (st.value, OUTCOMES[st]) for st in StepStatus
+# An intent (STARTED) appends no attempt row: its step row holds the run that wrote it, and
+# only a run that crashed leaves one behind, which the next run records in that run's history
+# (`w_record_interrupted`). That is 3 rows of 14 per item of `benchmarks/engine.py`, and about
+# a fifth of the writer's SQLite time (`benchmarks/journal_sql.py`, variant no-started).
+STEP_ROW_VALUES: dict[StepStatus, tuple[str, str | None]] = {
+    st: (st.value, None if st is StepStatus.STARTED else OUTCOMES[st]) for st in StepStatus
 }
 
 
@@ -131,12 +135,13 @@ def attempt(row: Sequence[Any]) -> AttemptRecord:
 
 PUT_STEP = (
     "INSERT INTO steps (recipe, item_key, step_key, status, output, attempts, error,"
-    " idempotency_key, fingerprint, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " idempotency_key, fingerprint, updated_at, run_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (recipe, item_key, step_key) DO UPDATE SET status = excluded.status,"
     " output = excluded.output, attempts = excluded.attempts, error = excluded.error,"
     " idempotency_key = COALESCE(excluded.idempotency_key, steps.idempotency_key),"
     " fingerprint = COALESCE(excluded.fingerprint, steps.fingerprint),"
-    " updated_at = excluded.updated_at"
+    " updated_at = excluded.updated_at, run_id = excluded.run_id"
 )
 PUT_ATTEMPT = (
     "INSERT INTO attempts (run_id, recipe, item_key, step_key, attempt, outcome, error,"
@@ -145,13 +150,16 @@ PUT_ATTEMPT = (
 
 
 def w_put_step(
-    step_row: tuple[Any, ...], attempt_row: tuple[Any, ...], c: sqlite3.Connection
+    step_row: tuple[Any, ...], attempt_row: tuple[Any, ...] | None, c: sqlite3.Connection
 ) -> None:
+    """Upsert a step row and append its attempt row (None for an intent: see STARTED)."""
     try:
         c.execute(PUT_STEP, step_row)
-        c.execute(PUT_ATTEMPT, attempt_row)
+        if attempt_row is not None:
+            c.execute(PUT_ATTEMPT, attempt_row)
     except sqlite3.IntegrityError:
-        run_id, recipe, item_key, step_key = attempt_row[:4]
+        recipe, item_key, step_key = step_row[:3]
+        run_id = step_row[-1]
         if c.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             what = f"run '{run_id}' was never started"
         else:
@@ -208,9 +216,10 @@ def journal_rows(
         out = None if w.output is None else dumps(w.output)
         if not w.attempt_only:
             step_rows.append((w.recipe, w.item_key, w.step_key, value, out, w.attempts, err,
-                              w.idempotency_key, w.fingerprint, w.now))  # fmt: skip
-        attempt_rows.append((run_id, w.recipe, w.item_key, w.step_key, w.attempts,
-                             outcome, err, w.error_kind, w.now))  # fmt: skip
+                              w.idempotency_key, w.fingerprint, w.now, run_id))  # fmt: skip
+        if outcome is not None:
+            attempt_rows.append((run_id, w.recipe, w.item_key, w.step_key, w.attempts,
+                                 outcome, err, w.error_kind, w.now))  # fmt: skip
     item_rows = [
         (ItemStatus(i.status).value, i.wake_at, text(i.error), i.now,
          int(ItemStatus(i.status) is ItemStatus.FAILED), i.recipe, i.key)
@@ -276,6 +285,18 @@ def w_start_run(rid: str, recipe: str, rhash: str, now: float, c: sqlite3.Connec
         )
     except sqlite3.IntegrityError:
         raise StateError(f"a run with id '{rid}' is already in the state store") from None
+
+
+def w_record_interrupted(run_id: str, c: sqlite3.Connection) -> int:
+    """Append a `started` attempt row, in `run_id`'s history, for every write that run left in
+    flight (its step rows still `started`); returns how many. For a run that crashed."""
+    sql = (
+        "INSERT INTO attempts (run_id, recipe, item_key, step_key, attempt, outcome, error,"
+        " error_kind, at) SELECT run_id, recipe, item_key, step_key, attempts, 'started', NULL,"
+        " NULL, updated_at FROM steps WHERE status = 'started' AND run_id = ?"
+        " ORDER BY updated_at, recipe, item_key, step_key"
+    )
+    return c.execute(sql, (run_id,)).rowcount
 
 
 def w_finish_run(params: tuple[Any, ...], c: sqlite3.Connection) -> int:

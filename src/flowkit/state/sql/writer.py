@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the writer process imports this module and needs no event l
 MAX_BATCH = 1000
 
 WriteFn = Callable[[sqlite3.Connection], Any]
-Rows = tuple[tuple[Any, ...], tuple[Any, ...]]
+Rows = tuple[tuple[Any, ...], tuple[Any, ...] | None]  # a step row, its attempt row if any
 
 
 class Op:
@@ -77,7 +77,7 @@ def run_ops(conn: sqlite3.Connection, batch: list[Op]) -> list[Any]:
         if j - i > 1:
             rows = [op.rows for op in batch[i:j] if op.rows is not None]
             conn.executemany(PUT_STEP, [r[0] for r in rows])
-            conn.executemany(PUT_ATTEMPT, [r[1] for r in rows])
+            conn.executemany(PUT_ATTEMPT, [r[1] for r in rows if r[1] is not None])
             results.extend([None] * (j - i))
             i = j
         else:
