@@ -7,7 +7,7 @@ import enum
 
 from pydantic import BaseModel, Field
 
-from flowkit.engine.item import _to_plain
+from flowkit.engine.scope import to_plain
 
 
 class Colour(enum.Enum):
@@ -32,7 +32,7 @@ def test_outputs_are_plain_exactly_as_model_dump_gives_them() -> None:
         inner=Inner(when=dt.datetime(2026, 1, 2, 3, 4, 5), colour=Colour.RED),
         tags=("a", "b"),
     )
-    plain = _to_plain(output)
+    plain = to_plain(output)
     assert plain == output.model_dump(mode="json", by_alias=True)
     assert plain == {
         "chargeId": "ch_1",
@@ -40,4 +40,4 @@ def test_outputs_are_plain_exactly_as_model_dump_gives_them() -> None:
         "tags": ["a", "b"],
         "amount": None,
     }
-    assert _to_plain({"already": "plain"}) == {"already": "plain"}
+    assert to_plain({"already": "plain"}) == {"already": "plain"}

@@ -33,8 +33,9 @@ from flowkit.engine.dryrun import OverlayStore
 from flowkit.engine.environment import resolve_secrets
 from flowkit.engine.events import Event, Listener, ignore
 from flowkit.engine.executor import Executor, LocalExecutor
-from flowkit.engine.item import ItemResult, ItemRun, RunScope
+from flowkit.engine.item import ItemRun
 from flowkit.engine.retry import DEFAULT_RETRY, call_with_retry
+from flowkit.engine.scope import ItemResult, RunScope
 from flowkit.errors import (
     ConnectorError,
     ExitCode,

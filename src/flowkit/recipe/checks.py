@@ -61,7 +61,7 @@ _SCOPE_HINTS = {
     "steps": "step outputs can be read only in steps and `on_failure` hooks",
 }
 _LISTS = ("steps", "on_failure")
-# the fields the engine puts in these names (engine/runner.py and engine/item.py)
+# the fields the engine puts in these names (engine/runner.py and engine/call.py)
 _FIELDS = {
     "error": frozenset({"step", "message", "kind", "failures", "final"}),
     "run": frozenset({"id", "started_at", "dry_run", "recipe"}),
