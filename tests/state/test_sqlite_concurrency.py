@@ -43,7 +43,7 @@ asyncio.run(main())
 
 READER = """
 import sys, time
-from flowkit.state.sqlite import SyncStateStore
+from flowkit.state.sync import SyncStateStore
 
 path, seconds = sys.argv[1], float(sys.argv[2])
 deadline = time.monotonic() + seconds

@@ -14,12 +14,8 @@ import pytest
 from flowkit import redact
 from flowkit.errors import StateError
 from flowkit.state.base import ItemStatus, StateStore, StepStatus
-from flowkit.state.sqlite import (
-    SqliteStateStore,
-    SyncStateStore,
-    default_state_path,
-    open_store,
-)
+from flowkit.state.sqlite import SqliteStateStore, default_state_path, open_store
+from flowkit.state.sync import SyncStateStore
 
 
 def raw(path: Path) -> sqlite3.Connection:

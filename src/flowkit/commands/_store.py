@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from flowkit.state.sqlite import SyncStateStore
+    from flowkit.state.sync import SyncStateStore
 
 
 def open_existing(state: Path | None) -> SyncStateStore | None:
     """The state store for a listing or repair command (not yet opened), or None after a
     one-line message when there is no state file yet."""
-    from flowkit.state.sqlite import SyncStateStore, default_state_path
+    from flowkit.state.sqlite import default_state_path
+    from flowkit.state.sync import SyncStateStore
 
     path = Path(state) if state is not None else default_state_path()
     if not path.exists():

@@ -33,8 +33,8 @@ How it keeps the promises of `flowkit.state.base`:
   the kernel when the holder dies (even on kill -9). Lock files are never deleted: deleting
   one that another process has open would let two processes lock different inodes.
 
-Synchronous callers (CLI listing commands) use `SyncStateStore`, which runs each call on a
-private event loop.
+Synchronous callers (CLI listing commands) use `flowkit.state.sync.SyncStateStore`, which
+runs each call on a private event loop.
 
 References read: https://www.sqlite.org/wal.html, https://www.sqlite.org/pragma.html
 (journal_mode, synchronous, busy_timeout, user_version, max_page_count),
@@ -79,7 +79,6 @@ __all__ = [
     "Clock",
     "FileLock",
     "SqliteStateStore",
-    "SyncStateStore",
     "SystemClock",
     "default_state_path",
     "lock_path",
@@ -634,98 +633,6 @@ class SqliteStateStore:
         """Stored verbatim (never masked: rotated tokens live here)."""
         params = (namespace, key, value, self.clock.time())
         await self._write(functools.partial(ops.w_kv_set, params))
-
-
-class SyncStateStore:
-    """Blocking facade for synchronous callers (CLI listing and retry commands).
-
-    Each call runs on a private event loop, so it must not be used from inside a running
-    loop. Use as a context manager: `with SyncStateStore(path) as store: store.list_runs()`.
-    """
-
-    def __init__(self, path: str | os.PathLike[str] | None = None, **options: Any) -> None:
-        # CLI listings mostly read: a writer thread starts faster than a writer process
-        options.setdefault("writer", "thread")
-        self.store = open_store(path, **options)
-        self._runner: asyncio.Runner | None = None
-
-    def _call(self, coro: Any) -> Any:
-        if self._runner is None:
-            coro.close()
-            raise StateError(f"the state store {self.store.path} is not open")
-        return self._runner.run(coro)
-
-    def open(self) -> None:
-        if self._runner is None:
-            self._runner = asyncio.Runner()
-        try:
-            self._runner.run(self.store.open())
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            try:
-                runner.run(self.store.close())
-            finally:
-                runner.close()
-
-    def __enter__(self) -> SyncStateStore:
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def lock(self, recipe: str, wait: float = 0.0) -> FileLock:
-        return self.store.lock(recipe, wait)
-
-    def list_runs(self, recipe: str | None = None, limit: int = 20) -> list[RunRecord]:
-        result: list[RunRecord] = self._call(self.store.list_runs(recipe, limit))
-        return result
-
-    def get_run(self, run_id: str) -> RunRecord | None:
-        result: RunRecord | None = self._call(self.store.get_run(run_id))
-        return result
-
-    def run_attempts(self, run_id: str) -> list[AttemptRecord]:
-        result: list[AttemptRecord] = self._call(self.store.run_attempts(run_id))
-        return result
-
-    def get_cursor(self, recipe: str) -> str | None:
-        result: str | None = self._call(self.store.get_cursor(recipe))
-        return result
-
-    def get_item(self, recipe: str, key: str) -> ItemRecord | None:
-        result: ItemRecord | None = self._call(self.store.get_item(recipe, key))
-        return result
-
-    def list_items(
-        self, recipe: str | None = None, status: ItemStatus | None = None, limit: int = 1000
-    ) -> list[ItemRecord]:
-        result: list[ItemRecord] = self._call(self.store.list_items(recipe, status, limit))
-        return result
-
-    def items_to_run(self, recipe: str, now: float, max_failures: int) -> list[ItemRecord]:
-        result: list[ItemRecord] = self._call(self.store.items_to_run(recipe, now, max_failures))
-        return result
-
-    def retry_items(self, recipe: str, keys: Sequence[str] | None) -> int:
-        result: int = self._call(self.store.retry_items(recipe, keys))
-        return result
-
-    def get_steps(self, recipe: str, item_key: str) -> dict[str, StepRecord]:
-        result: dict[str, StepRecord] = self._call(self.store.get_steps(recipe, item_key))
-        return result
-
-    def kv_get(self, namespace: str, key: str) -> str | None:
-        result: str | None = self._call(self.store.kv_get(namespace, key))
-        return result
-
-    def kv_set(self, namespace: str, key: str, value: str) -> None:
-        self._call(self.store.kv_set(namespace, key, value))
 
 
 def _conforms(store: SqliteStateStore) -> StateStore:
