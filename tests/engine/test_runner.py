@@ -401,3 +401,28 @@ async def test_new_items_run_with_their_data_as_stored_masked_and_json_shaped(
             assert record.error is None  # the step never saw the secret, so nothing was masked
     finally:
         await store.close()
+
+
+def test_relaxed_gc_restores_the_collector_and_leaves_a_callers_freeze_alone() -> None:
+    import gc
+
+    from flowkit.engine.runner import GC_THRESHOLD, relaxed_gc
+
+    assert gc.get_freeze_count() == 0  # nothing else in the test process freezes objects
+    before = gc.get_threshold()
+    with relaxed_gc():
+        assert gc.get_threshold()[0] == GC_THRESHOLD
+        assert gc.get_freeze_count() > 0  # what existed before the run is not rescanned
+        with relaxed_gc():  # a nested run changes nothing
+            assert gc.get_threshold()[0] == GC_THRESHOLD
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a program that froze its own objects keeps them frozen
+    try:
+        frozen = gc.get_freeze_count()
+        with relaxed_gc():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
