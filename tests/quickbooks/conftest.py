@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from flowkit.connectors.base import CallContext, ConnectorError, Runtime
-from flowkit.connectors.quickbooks import QuickBooksSession, QuickBooksSettings, connector
+from flowkit.connectors.quickbooks import QuickBooksSettings, connector
+from flowkit.connectors.quickbooks.session import QuickBooksSession
 from flowkit.sandbox.quickbooks import DEFAULT_CLIENT_SECRET, TOKEN_PATH, QuickBooksSandbox
 from flowkit.sandbox.server import ServerHandle, serve_in_thread
 from flowkit.testing.connectors import MemoryKV

@@ -14,11 +14,11 @@ from flowkit.connectors.quickbooks import (
     CreateInvoiceInput,
     Invoice,
     QueryInput,
-    QuickBooksSession,
     connector,
     quote,
     request_id,
 )
+from flowkit.connectors.quickbooks.session import QuickBooksSession
 from flowkit.errors import ConnectorError, ErrorKind
 from flowkit.sandbox.quickbooks import QuickBooksSandbox, SentInvoice
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import SecretStr
 
-from flowkit.connectors.base import KeyValueStore
+from flowkit.connectors.base import KeyValueStore, reveal
 from flowkit.errors import ConnectorError, ErrorKind
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "FlowkitAuth",
     "OAuth2ClientCredentials",
     "OAuth2RefreshToken",
+    "QueryParamsAuth",
     "reveal",
 ]
 
@@ -48,11 +49,6 @@ TOKEN_REQUEST = "flowkit.token_request"
 
 # Refresh a token this many seconds before the provider says it expires.
 _EXPIRY_MARGIN = 60.0
-
-
-def reveal(value: Secret) -> str:
-    """The plain text of a secret given as `SecretStr` or `str`."""
-    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def _noop(_value: str) -> None:
@@ -102,6 +98,23 @@ class ApiKeyAuth(FlowkitAuth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         request.headers[self.header] = self._value
+        yield request
+
+
+class QueryParamsAuth(FlowkitAuth):
+    """Secret query parameters on every request (WooCommerce's `consumer_key` and
+    `consumer_secret` over HTTPS when the server drops the Authorization header)."""
+
+    def __init__(
+        self, params: dict[str, Secret], register_secret: Callable[[str], None] = _noop
+    ) -> None:
+        super().__init__(register_secret)
+        self._params = {name: self._secret(reveal(value)) for name, value in params.items()}
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        request.url = request.url.copy_merge_params(self._params)
         yield request
 
 

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from flowkit.errors import ConnectorError, ErrorKind
 
@@ -215,6 +215,11 @@ class Connector:
     async def close(self, session: Any) -> None:
         if self._close is not None:
             await self._close(session)
+
+
+def reveal(value: SecretStr | str) -> str:
+    """The plain text of a secret given as `SecretStr` or `str`."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 # Copied for every digest: `hashlib.sha256()` looks the digest up in OpenSSL 3 on every call

@@ -28,20 +28,11 @@ run behaves the same under cron as in a shell.
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from flowkit.connectors.auth import (
-    ApiKeyAuth,
-    BasicAuth,
-    BearerAuth,
-    OAuth2ClientCredentials,
-    OAuth2RefreshToken,
-)
 from flowkit.connectors.base import (
     Action,
     CallContext,
@@ -53,14 +44,17 @@ from flowkit.connectors.base import (
     Output,
     Runtime,
 )
-from flowkit.connectors.http_client import (
-    HttpClient,
-    Reply,
-    TokenBucket,
-    next_link,
-    paginate_cursor,
-)
+from flowkit.connectors.http_pages import next_link, paginate_cursor
 from flowkit.errors import ConnectorError
+
+# The HTTP layer (httpx, TLS) is imported when a connection opens, not with the models:
+# `flowkit validate` needs only the models (docs/performance.md, start-up).
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
+
+    from flowkit.connectors.http_client import HttpClient, Reply
 
 __all__ = ["HttpSession", "HttpSettings", "connector", "make_client"]
 
@@ -171,6 +165,14 @@ class HttpSession:
 
 
 def _auth(settings: HttpSettings, runtime: Runtime) -> httpx.Auth | None:
+    from flowkit.connectors.auth import (
+        ApiKeyAuth,
+        BasicAuth,
+        BearerAuth,
+        OAuth2ClientCredentials,
+        OAuth2RefreshToken,
+    )
+
     auth = settings.auth
     if isinstance(auth, BasicAuthSettings):
         return BasicAuth(auth.username, auth.password)
@@ -203,6 +205,10 @@ def make_client(
     settings: HttpSettings, runtime: Runtime, transport: httpx.AsyncBaseTransport | None = None
 ) -> HttpClient:
     """The HTTP client for a connection (tests pass a `transport`)."""
+    import httpx
+
+    from flowkit.connectors.http_client import HttpClient, TokenBucket
+
     limiter = None
     if settings.rate_limit:
         burst = settings.burst or max(1, int(settings.rate_limit))
@@ -228,6 +234,8 @@ def make_client(
 
 def _tls(settings: HttpSettings, runtime: Runtime) -> bool | ssl.SSLContext:
     """What to check a server's certificate against: the system's CAs, `ca_file`, or nothing."""
+    import ssl
+
     if settings.ca_file is None:
         return settings.verify_tls
     path = Path(runtime.base_dir) / Path(settings.ca_file).expanduser()
@@ -284,6 +292,8 @@ def _body(client: HttpClient, reply: Reply) -> Any:
 
 def _text(reply: Reply) -> str:
     """The body as text, decoded as httpx's `Response.text` would (charset, else UTF-8)."""
+    import httpx
+
     return httpx.Response(200, headers=reply.headers, content=reply.content).text
 
 

@@ -7,9 +7,10 @@ import asyncio
 import email.utils
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
+if TYPE_CHECKING:  # connectors import the pacers with their models: keep httpx out
+    import httpx
 
 __all__ = ["RateLimiter", "TokenBucket", "parse_retry_after"]
 

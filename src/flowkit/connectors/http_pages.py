@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from flowkit.errors import ConnectorError, ErrorKind
+
+if TYPE_CHECKING:  # connectors import the paginators with their models: keep httpx out
+    import httpx
 
 __all__ = ["next_link", "paginate_cursor", "paginate_pages"]
 

@@ -40,12 +40,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from flowkit.connectors.auth import ApiKeyAuth
 from flowkit.connectors.base import (
     Action,
     CallContext,
@@ -59,8 +57,15 @@ from flowkit.connectors.base import (
     Output,
     Runtime,
 )
-from flowkit.connectors.http_client import HttpClient, paginate_cursor
+from flowkit.connectors.http_pages import paginate_cursor
 from flowkit.connectors.stock import chunks, unique_skus
+
+# The HTTP layer (httpx, TLS) is imported when a connection opens, not with the models:
+# `flowkit validate` needs only the models (docs/performance.md, start-up).
+if TYPE_CHECKING:
+    import httpx
+
+    from flowkit.connectors.http_client import HttpClient
 
 __all__ = ["ShopifyCostLimiter", "ShopifySession", "ShopifySettings", "connector"]
 
@@ -544,6 +549,9 @@ class ShopifySession:
 
 
 async def _open(settings: ShopifySettings, runtime: Runtime) -> ShopifySession:
+    from flowkit.connectors.auth import ApiKeyAuth
+    from flowkit.connectors.http_client import HttpClient
+
     limiter = ShopifyCostLimiter()
     client = HttpClient(
         f"{settings.shop_url}/admin/api/{settings.api_version}/",

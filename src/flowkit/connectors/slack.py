@@ -20,12 +20,10 @@ declares `Idempotency.NONE` and the engine does not repeat it blindly.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from flowkit.connectors.auth import reveal
 from flowkit.connectors.base import (
     Action,
     CallContext,
@@ -36,9 +34,16 @@ from flowkit.connectors.base import (
     Input,
     Output,
     Runtime,
+    reveal,
 )
-from flowkit.connectors.http_client import HttpClient
 from flowkit.errors import ConnectorError
+
+# The HTTP layer (httpx, TLS) is imported when a connection opens, not with the models:
+# `flowkit validate` needs only the models (docs/performance.md, start-up).
+if TYPE_CHECKING:
+    import httpx
+
+    from flowkit.connectors.http_client import HttpClient
 
 __all__ = ["SlackSession", "SlackSettings", "connector", "open_session"]
 
@@ -102,6 +107,10 @@ def open_session(
     settings: SlackSettings, runtime: Runtime, transport: httpx.AsyncBaseTransport | None = None
 ) -> SlackSession:
     """A session for a webhook (tests pass a `transport`)."""
+    import httpx
+
+    from flowkit.connectors.http_client import HttpClient
+
     url = reveal(settings.webhook_url)
     parsed = httpx.URL(url)
     if parsed.scheme not in ("http", "https") or not parsed.host:

@@ -31,13 +31,11 @@ for that key, so a write repeated after a timeout happens once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlencode
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from flowkit.connectors.auth import BasicAuth, reveal
 from flowkit.connectors.base import (
     Action,
     CallContext,
@@ -49,9 +47,16 @@ from flowkit.connectors.base import (
     Input,
     Output,
     Runtime,
+    reveal,
 )
-from flowkit.connectors.http_client import HttpClient, TokenBucket
 from flowkit.errors import ConnectorError
+
+# The HTTP layer (httpx, TLS) is imported when a connection opens, not with the models:
+# `flowkit validate` needs only the models (docs/performance.md, start-up).
+if TYPE_CHECKING:
+    import httpx
+
+    from flowkit.connectors.http_client import HttpClient
 
 __all__ = [
     "Charge",
@@ -332,6 +337,9 @@ def make_client(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> HttpClient:
     """The HTTP client for a connection (tests pass a `transport`)."""
+    from flowkit.connectors.auth import BasicAuth
+    from flowkit.connectors.http_client import HttpClient, TokenBucket
+
     key = reveal(settings.api_key)
     headers = {"Accept": "application/json"}
     if settings.api_version:

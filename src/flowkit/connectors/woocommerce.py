@@ -27,15 +27,12 @@ References followed:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from flowkit.connectors.auth import BasicAuth, FlowkitAuth, reveal
 from flowkit.connectors.base import (
     Action,
     CallContext,
@@ -48,9 +45,16 @@ from flowkit.connectors.base import (
     Input,
     Output,
     Runtime,
+    reveal,
 )
-from flowkit.connectors.http_client import HttpClient, TokenBucket, default_error_message
 from flowkit.connectors.stock import chunks, unique_skus
+
+# The HTTP layer (httpx, TLS) is imported when a connection opens, not with the models:
+# `flowkit validate` needs only the models (docs/performance.md, start-up).
+if TYPE_CHECKING:
+    import httpx
+
+    from flowkit.connectors.http_client import HttpClient
 
 __all__ = ["WooCommerceSession", "WooCommerceSettings", "connector"]
 
@@ -288,21 +292,9 @@ def wp_error_message(response: httpx.Response) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         code = body.get("code")
         return f"{body['message']} ({code})" if code else str(body["message"])
+    from flowkit.connectors.http_reply import default_error_message
+
     return default_error_message(response)
-
-
-class QueryKeyAuth(FlowkitAuth):
-    """The REST keys as `consumer_key`/`consumer_secret` query parameters."""
-
-    def __init__(self, key: str, secret: str) -> None:
-        super().__init__()
-        self._params = {"consumer_key": self._secret(key), "consumer_secret": self._secret(secret)}
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        request.url = request.url.copy_merge_params(self._params)
-        yield request
 
 
 @dataclass
@@ -373,9 +365,14 @@ def with_hint(exc: ConnectorError) -> ConnectorError:
 
 
 async def _open(settings: WooCommerceSettings, runtime: Runtime) -> WooCommerceSession:
+    from flowkit.connectors.auth import BasicAuth, FlowkitAuth, QueryParamsAuth
+    from flowkit.connectors.http_client import HttpClient, TokenBucket
+
     key, secret = reveal(settings.consumer_key), reveal(settings.consumer_secret)
     auth: FlowkitAuth = (
-        BasicAuth(key, secret) if settings.auth == "basic" else QueryKeyAuth(key, secret)
+        BasicAuth(key, secret)
+        if settings.auth == "basic"
+        else QueryParamsAuth({"consumer_key": key, "consumer_secret": secret})
     )
     limiter = None
     if settings.rate_limit is not None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit.connectors.base import (
     Action,
@@ -64,21 +64,19 @@ from flowkit.connectors.quickbooks.models import (
     Ref,
     SendInvoiceInput,
 )
-from flowkit.connectors.quickbooks.session import (
-    QuickBooksSession,
-    close_session,
-    entity_of,
-    open_session,
-    quote,
-    request_id,
-)
+from flowkit.connectors.quickbooks.wire import entity_of, quote, request_id
+
+# The HTTP session (httpx, TLS, OAuth2) is imported when a connection opens, not with the
+# models: `flowkit validate` needs only the models (docs/performance.md, start-up).
+if TYPE_CHECKING:
+    from flowkit.connectors.base import Runtime
+    from flowkit.connectors.quickbooks.session import QuickBooksSession
 
 __all__ = [
     "CreateInvoiceInput",
     "Customer",
     "Invoice",
     "QueryInput",
-    "QuickBooksSession",
     "QuickBooksSettings",
     "connector",
     "quote",
@@ -313,6 +311,18 @@ class Query(Action[QueryInput, QueryOutput]):
         return QueryOutput(items=rows)
 
 
+async def _open(settings: QuickBooksSettings, runtime: Runtime) -> QuickBooksSession:
+    from flowkit.connectors.quickbooks.session import open_session
+
+    return await open_session(settings, runtime)
+
+
+async def _close(session: QuickBooksSession) -> None:
+    from flowkit.connectors.quickbooks.session import close_session
+
+    await close_session(session)
+
+
 connector = Connector(
     "quickbooks",
     description="QuickBooks Online accounting: customers, invoices (create, email), queries.",
@@ -326,7 +336,7 @@ connector = Connector(
         GetInvoice(),
         Query(),
     ],
-    open=open_session,
-    close=close_session,
+    open=_open,
+    close=_close,
     docs_url=DOCS_URL,
 )

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from flowkit.connectors.auth import OAuth2RefreshToken, reveal
-from flowkit.connectors.base import ConnectorError, ErrorKind, Runtime
+from flowkit.connectors.auth import OAuth2RefreshToken
+from flowkit.connectors.base import ConnectorError, ErrorKind, Runtime, reveal
 from flowkit.connectors.http_client import HttpClient, default_error_message, paginate_pages
 from flowkit.connectors.quickbooks.models import (
     PRODUCTION_URL,
@@ -24,8 +23,8 @@ from flowkit.connectors.quickbooks.models import (
     Customer,
     QuickBooksSettings,
 )
+from flowkit.connectors.quickbooks.wire import entity_of, quote
 
-MAX_REQUEST_ID = 50  # QuickBooks accepts requestid values of up to 50 characters
 AUTH_HINT = (
     "Reconnect the app to QuickBooks (Intuit's OAuth 2.0 Playground issues a new refresh token) "
     "and set the connection's `refresh_token` secret to it."
@@ -83,19 +82,6 @@ def fault_kind(response: httpx.Response, kind: ErrorKind) -> ErrorKind:
     if fault_type == "ValidationFault":
         return ErrorKind.VALIDATION
     return kind
-
-
-def request_id(key: str, variant: str = "") -> str:
-    """A requestid for `key` (plus a variant for follow-up writes of one step), <= 50 chars."""
-    raw = f"{key}.{variant}" if variant else key
-    if len(raw) <= MAX_REQUEST_ID and re.fullmatch(r"[A-Za-z0-9._:-]+", raw):
-        return raw
-    return "fk-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
-
-
-def quote(value: str) -> str:
-    """A string literal for the QuickBooks query language (backslash escapes)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class IntuitRefreshToken(OAuth2RefreshToken):
@@ -231,17 +217,6 @@ def with_hint(exc: ConnectorError) -> ConnectorError:
     if exc.kind is ErrorKind.AUTH and exc.hint is None:
         exc.hint = AUTH_HINT
     return exc
-
-
-def entity_of(data: dict[str, Any], entity: str, path: str) -> dict[str, Any]:
-    found = data.get(entity)
-    if not isinstance(found, dict):
-        raise ConnectorError(
-            f"QuickBooks answered {path} without {entity}",
-            kind=ErrorKind.PERMANENT,
-            maybe_sent=True,
-        )
-    return found
 
 
 async def open_session(settings: QuickBooksSettings, runtime: Runtime) -> QuickBooksSession:
