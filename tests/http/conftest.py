@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,42 @@ def localstripe(localstripe_server: str) -> str:
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 200
     return localstripe_server
+
+
+class ConnectProxy:
+    """An HTTP proxy on 127.0.0.1 that answers CONNECT with a tunnel to 127.0.0.1 (the port
+    asked for); `heads` keeps every request head it received."""
+
+    def __init__(self) -> None:
+        self.heads: list[bytes] = []
+        self.port = 0
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.heads.append(head)
+        target = head.split(b"\r\n")[0].split()[1]  # CONNECT host:port HTTP/1.1
+        upstream = await asyncio.open_connection("127.0.0.1", int(target.rsplit(b":", 1)[1]))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        await asyncio.gather(self._pipe(reader, upstream[1]), self._pipe(upstream[0], writer))
+
+
+@pytest.fixture
+async def connect_proxy() -> AsyncIterator[ConnectProxy]:
+    proxy = ConnectProxy()
+    server = await asyncio.start_server(proxy.tunnel, "127.0.0.1", 0)
+    proxy.port = server.sockets[0].getsockname()[1]
+    try:
+        yield proxy
+    finally:
+        server.close()

@@ -362,41 +362,19 @@ async def test_https_verifies_the_certificate(certificate: Any) -> None:
         server.close()
 
 
-async def test_https_through_a_connect_proxy(certificate: Any) -> None:
+async def test_https_through_a_connect_proxy(certificate: Any, connect_proxy: Any) -> None:
     server, port = await _tls_server(certificate)
-    seen: list[bytes] = []
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    async def tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        seen.append(head.split(b"\r\n")[0])
-        target_reader, target_writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        await writer.drain()
-        await asyncio.gather(pipe(reader, target_writer), pipe(target_reader, writer))
-
-    proxy = await asyncio.start_server(tunnel, "127.0.0.1", 0)
-    proxy_port = proxy.sockets[0].getsockname()[1]
     try:
         transport = Http11Transport(
             verify=ssl.create_default_context(cafile=str(certificate.cert)),
-            proxy=f"http://127.0.0.1:{proxy_port}",
+            proxy=f"http://127.0.0.1:{connect_proxy.port}",
         )
         async with HttpClient(f"https://localhost:{port}", transport=transport) as http:
             assert await http.get_json("/s") == {"secure": True}
             assert await http.get_json("/s") == {"secure": True}
-        assert seen == [f"CONNECT localhost:{port} HTTP/1.1".encode()]
+        heads = [head.split(b"\r\n")[0] for head in connect_proxy.heads]
+        assert heads == [f"CONNECT localhost:{port} HTTP/1.1".encode()]
     finally:
-        proxy.close()
         server.close()
 
 

@@ -3,7 +3,6 @@ certificate no system CA signed (as an internal API behind a private CA)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -94,39 +93,16 @@ def test_settings_that_contradict_each_other_are_refused() -> None:
 
 
 async def test_https_through_a_proxy_that_asks_for_a_login(
-    https: int, runtime: Any, certificate: Any
+    https: int, runtime: Any, certificate: Any, connect_proxy: Any
 ) -> None:
-    heads: list[bytes] = []
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    async def tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        heads.append(await reader.readuntil(b"\r\n\r\n"))
-        upstream = await asyncio.open_connection("127.0.0.1", https)
-        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        await writer.drain()
-        await asyncio.gather(pipe(reader, upstream[1]), pipe(upstream[0], writer))
-
-    proxy = await asyncio.start_server(tunnel, "127.0.0.1", 0)
-    port = proxy.sockets[0].getsockname()[1]
-    try:
-        got = await _get(
-            https,
-            runtime,
-            ca_file=str(certificate.cert),
-            proxy=f"http://shop:pw-s3cret@127.0.0.1:{port}",
-        )
-    finally:
-        proxy.close()
+    got = await _get(
+        https,
+        runtime,
+        ca_file=str(certificate.cert),
+        proxy=f"http://shop:pw-s3cret@127.0.0.1:{connect_proxy.port}",
+    )
     assert got.body["sku"] == "SKU-1"
-    assert heads[0].startswith(f"CONNECT localhost:{https} HTTP/1.1\r\n".encode())
-    assert b"Proxy-Authorization: Basic c2hvcDpwdy1zM2NyZXQ=" in heads[0]  # shop:pw-s3cret
+    (head,) = connect_proxy.heads
+    assert head.startswith(f"CONNECT localhost:{https} HTTP/1.1\r\n".encode())
+    assert b"Proxy-Authorization: Basic c2hvcDpwdy1zM2NyZXQ=" in head  # shop:pw-s3cret
     assert "pw-s3cret" in runtime.secrets  # masked wherever flowkit prints

@@ -462,28 +462,10 @@ def test_write_without_idempotency_is_not_resent_after_an_unknown_outcome(
     assert integrity(state) == "ok"
 
 
-def test_a_killed_run_is_not_left_running_in_the_history(
+def test_a_killed_run_is_closed_by_the_next_one_with_its_write_in_flight_in_its_history(
     shop: Shop, flowkit: Flowkit, tmp_path: Path
 ) -> None:
     world = shop.world("history", orders=2)
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(charge_recipe(world), encoding="utf-8")
-    state = tmp_path / "state.db"
-    args = ["run", str(recipe), "--state", str(state)]
-    killed = flowkit.run(args, extra={"FLOWKIT_CRASH_AT": "after_journal:1"})
-    assert killed.code == 137
-    assert flowkit.run(args).code == 0
-    runs = store_rows(state, "SELECT status FROM runs ORDER BY started_at, rowid")
-    assert len(runs) == 2 and runs[1] == ("ok",)
-    listed = flowkit.run(["runs", "list", "--state", str(state)])
-    assert "running" not in listed.stdout, listed.stdout
-    assert runs[0] == ("crashed",)
-
-
-def test_a_killed_runs_write_in_flight_is_in_its_history_after_the_next_run(
-    shop: Shop, flowkit: Flowkit, tmp_path: Path
-) -> None:
-    world = shop.world("in-flight", orders=2)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(charge_recipe(world), encoding="utf-8")
     state = tmp_path / "state.db"
@@ -494,6 +476,10 @@ def test_a_killed_runs_write_in_flight_is_in_its_history_after_the_next_run(
     in_flight = "SELECT item_key, step_key, outcome FROM attempts WHERE run_id = ? ORDER BY id"
     assert store_rows(state, in_flight, killed) == []  # an intent alone has no attempt row
     assert flowkit.run(args).code == 0
+    runs = store_rows(state, "SELECT status FROM runs ORDER BY started_at, rowid")
+    assert runs == [("crashed",), ("ok",)]
+    listed = flowkit.run(["runs", "list", "--state", str(state)])
+    assert "running" not in listed.stdout, listed.stdout
     assert store_rows(state, in_flight, killed) == [("ord_000", "charge", "started")]
     shown = flowkit.run(["runs", "show", killed[0], "--state", str(state)])
     assert "crashed" in shown.stdout and "started" in shown.stdout, shown.stdout
