@@ -49,7 +49,7 @@ from typing import Any
 
 from aiohttp import web
 
-from flowkit.sandbox.woocommerce import Faults
+from flowkit.sandbox.faults import Faults
 
 __all__ = ["ShopifyCall", "ShopifyServer"]
 

@@ -34,14 +34,15 @@ import base64
 import json
 import math
 import random
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
+
+from flowkit.sandbox.faults import Faults
 
 __all__ = ["Faults", "Received", "WooCommerceServer"]
 
@@ -74,47 +75,6 @@ class Received:
     query: dict[str, str]
     body: Any
     status: int = 0
-
-
-@dataclass
-class Faults:
-    """Fault knobs for tests; queued faults apply to the next requests, in order.
-
-    `throttle(n, retry_after)` → the next n requests get 429 with `Retry-After`;
-    `unavailable(n)` → 503; `malformed(n)` → 200 with a body that is not JSON;
-    `drop_after_write(n)` → the next n writes are applied, then the connection is closed
-    without an answer; `latency` delays every answer (seconds).
-    """
-
-    latency: float = 0.0
-    queue: deque[tuple[str, float]] = field(default_factory=deque)
-    drops: int = 0
-
-    def throttle(self, n: int = 1, retry_after: float = 2.0) -> None:
-        self.queue.extend(("throttle", retry_after) for _ in range(n))
-
-    def unavailable(self, n: int = 1) -> None:
-        self.queue.extend(("unavailable", 0.0) for _ in range(n))
-
-    def malformed(self, n: int = 1) -> None:
-        self.queue.extend(("malformed", 0.0) for _ in range(n))
-
-    def drop_after_write(self, n: int = 1) -> None:
-        self.drops += n
-
-    def clear(self) -> None:
-        self.queue.clear()
-        self.drops = 0
-        self.latency = 0.0
-
-    def next_fault(self) -> tuple[str, float] | None:
-        return self.queue.popleft() if self.queue else None
-
-    def take_drop(self) -> bool:
-        if self.drops > 0:
-            self.drops -= 1
-            return True
-        return False
 
 
 class DropConnection(Exception):
