@@ -48,7 +48,9 @@ __all__ = [
     "Output",
     "Runtime",
     "no_debug",
+    "reveal",
     "simulate_output",
+    "to_thread",
 ]
 
 API_VERSION = 1
@@ -147,6 +149,7 @@ class Change:
         return f"{self.subject} {self.field} {self.old} -> {self.new}"
 
 
+T = TypeVar("T")
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)
 
@@ -215,6 +218,15 @@ class Connector:
     async def close(self, session: Any) -> None:
         if self._close is not None:
             await self._close(session)
+
+
+async def to_thread(fn: Callable[..., T], /, *args: Any) -> T:
+    """`asyncio.to_thread(fn, *args)` for a connector's blocking work (files, SQLite, SMTP),
+    with asyncio imported at the first call: a connector module stays light to import, since
+    `flowkit validate` imports it for its models only."""
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)
 
 
 def reveal(value: SecretStr | str) -> str:

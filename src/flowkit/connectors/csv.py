@@ -18,7 +18,6 @@ References: https://docs.python.org/3/library/csv.html (reader/writer, `newline=
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import contextlib
 import csv
@@ -45,6 +44,7 @@ from flowkit.connectors.base import (
     Input,
     Output,
     Runtime,
+    to_thread,
 )
 
 __all__ = ["CsvSettings", "connector"]
@@ -231,7 +231,7 @@ class Read(Action[ReadInput, ReadOutput]):
     Output = ReadOutput
 
     async def run(self, session: CsvSession, input: ReadInput, call: CallContext) -> ReadOutput:
-        items = await asyncio.to_thread(_read_rows, session, input)
+        items = await to_thread(_read_rows, session, input)
         return ReadOutput(items=items, count=len(items))
 
 
@@ -366,7 +366,7 @@ class Write(Action[WriteInput, WriteOutput]):
     Output = WriteOutput
 
     async def run(self, session: CsvSession, input: WriteInput, call: CallContext) -> WriteOutput:
-        path = await asyncio.to_thread(_write_file, session, input)
+        path = await to_thread(_write_file, session, input)
         return WriteOutput(path=path, count=len(input.rows))
 
 
@@ -379,7 +379,7 @@ class Append(Action[AppendInput, WriteOutput]):
     Output = WriteOutput
 
     async def run(self, session: CsvSession, input: AppendInput, call: CallContext) -> WriteOutput:
-        path = await asyncio.to_thread(_append_file, session, input)
+        path = await to_thread(_append_file, session, input)
         return WriteOutput(path=path, count=len(input.rows))
 
 

@@ -33,7 +33,6 @@ References followed:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -355,6 +354,12 @@ def search_value(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+async def _sleep(seconds: float) -> None:
+    import asyncio  # at the first wait, not with the models (`flowkit validate` imports them)
+
+    await asyncio.sleep(seconds)
+
+
 class ShopifyCostLimiter:
     """Paces GraphQL queries by calculated cost, from the bucket state Shopify reports.
 
@@ -367,13 +372,13 @@ class ShopifyCostLimiter:
         self,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
     ) -> None:
         self.maximum = 1000.0  # until the first answer says otherwise
         self.restore_rate = 50.0
         self.available: float | None = None  # unknown before the first answer
         self._clock = clock
-        self._sleep = sleep
+        self._sleep = sleep or _sleep
         self._updated = clock()
 
     def level(self) -> float | None:

@@ -45,7 +45,6 @@ https://jinja.palletsprojects.com/en/3.1.x/api/#autoescaping, RFC 5321 §4.2 (re
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email.policy
 import email.utils
@@ -73,6 +72,7 @@ from flowkit.connectors.base import (
     Input,
     Output,
     Runtime,
+    to_thread,
 )
 
 if TYPE_CHECKING:
@@ -611,7 +611,7 @@ class SendEmail(Action[SendInput, SendOutput]):
 
     async def run(self, session: SmtpSession, input: SendInput, call: CallContext) -> SendOutput:
         message_id = make_message_id(call.idempotency_key, session.settings.from_address)
-        msg = await asyncio.to_thread(build_message, session, input, message_id)
+        msg = await to_thread(build_message, session, input, message_id)
         recipients = list(
             dict.fromkeys(_bare(a) for a in [*_addresses(input.to), *_addresses(input.cc)])
         )
@@ -622,7 +622,7 @@ class SendEmail(Action[SendInput, SendOutput]):
             f"smtp: sending {message_id} to {len(recipients)} recipient(s) via "
             f"{session.settings.host}:{session.port} ({session.settings.security})"
         )
-        accepted, refused = await asyncio.to_thread(deliver, session, msg, recipients)
+        accepted, refused = await to_thread(deliver, session, msg, recipients)
         return SendOutput(message_id=message_id, accepted=accepted, refused=refused)
 
 

@@ -29,7 +29,6 @@ https://peps.python.org/pep-0249/#exceptions (the DB-API error classes classifie
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime
 import decimal
@@ -56,6 +55,7 @@ from flowkit.connectors.base import (
     Input,
     Output,
     Runtime,
+    to_thread,
 )
 
 __all__ = ["SqlSettings", "check_read_only", "connector"]
@@ -431,13 +431,13 @@ def _open_backend(url: str, base: Path, register: Any) -> Backend:
 
 
 async def _open(settings: SqlSettings, runtime: Runtime) -> Backend:
-    return await asyncio.to_thread(
+    return await to_thread(
         _open_backend, settings.url, Path(runtime.base_dir), runtime.register_secret
     )
 
 
 async def _close(backend: Backend) -> None:
-    await asyncio.to_thread(backend.close)
+    await to_thread(backend.close)
 
 
 # --- actions ----------------------------------------------------------------------------------
@@ -466,7 +466,7 @@ class Query(Action[QueryInput, QueryOutput]):
         found = check_read_only(input.sql)
         _check_params(found, [input.params])
         sql = found.escaped if isinstance(session, AlchemyBackend) else input.sql
-        rows = await asyncio.to_thread(session.query, sql, dict(input.params))
+        rows = await to_thread(session.query, sql, dict(input.params))
         return QueryOutput(items=rows, count=len(rows))
 
 
@@ -507,7 +507,7 @@ class Execute(Action[ExecuteInput, ExecuteOutput]):
             return ExecuteOutput(rowcount=0)
         _check_params(found, params)
         sql = found.escaped if isinstance(session, AlchemyBackend) else input.sql
-        count = await asyncio.to_thread(session.execute, sql, params)
+        count = await to_thread(session.execute, sql, params)
         return ExecuteOutput(rowcount=count)
 
 
