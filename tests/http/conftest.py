@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
@@ -139,8 +140,9 @@ def localstripe(localstripe_server: str) -> str:
 
 
 class ConnectProxy:
-    """An HTTP proxy on 127.0.0.1 that answers CONNECT with a tunnel to 127.0.0.1 (the port
-    asked for); `heads` keeps every request head it received."""
+    """An HTTP proxy on 127.0.0.1: CONNECT gets a tunnel to 127.0.0.1 (the port asked for), and
+    an absolute-form request is forwarded to its port there, with what follows on the same
+    connection; `heads` keeps every request head it received."""
 
     def __init__(self) -> None:
         self.heads: list[bytes] = []
@@ -159,10 +161,17 @@ class ConnectProxy:
     async def tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         self.heads.append(head)
-        target = head.split(b"\r\n")[0].split()[1]  # CONNECT host:port HTTP/1.1
-        upstream = await asyncio.open_connection("127.0.0.1", int(target.rsplit(b":", 1)[1]))
-        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        await writer.drain()
+        method, target = head.split(b"\r\n")[0].split()[:2]
+        if method == b"CONNECT":  # CONNECT host:port HTTP/1.1: a tunnel for https
+            port = int(target.rsplit(b":", 1)[1])
+        else:  # GET http://host:port/path HTTP/1.1: forwarded as it is (RFC 9112 3.2.2)
+            port = urlsplit(target.decode()).port or 80
+        upstream = await asyncio.open_connection("127.0.0.1", port)
+        if method == b"CONNECT":
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await writer.drain()
+        else:
+            upstream[1].write(head)
         await asyncio.gather(self._pipe(reader, upstream[1]), self._pipe(upstream[0], writer))
 
 

@@ -18,20 +18,15 @@ Authentication (`auth` setting, by `type`): none, basic (RFC 7617), bearer (RFC 
 (a header), oauth2_client_credentials and oauth2_refresh_token (RFC 6749 sections 4.4 and 6; a
 rotated refresh token is kept in the connection's key-value store).
 
-TLS and proxies (settings): `verify_tls` (default true: the server's certificate and host name are
-checked against the system's certificate authorities), `ca_file` (a PEM bundle to trust
-instead, for an internal API behind a private CA; relative to the recipe's folder), and
-`proxy` (an http:// proxy for every request; https requests go through a CONNECT tunnel, RFC
-9110 section 9.3.6). `HTTP_PROXY`/`HTTPS_PROXY` are not read: a recipe names its proxy, so a
-run behaves the same under cron as in a shell.
+TLS and proxies: the `verify_tls`, `ca_file` and `proxy` settings every HTTP connector takes
+(`flowkit.connectors.http_options`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from flowkit.connectors.base import (
     Action,
@@ -44,14 +39,13 @@ from flowkit.connectors.base import (
     Output,
     Runtime,
 )
+from flowkit.connectors.http_options import TransportSettings, client_options
 from flowkit.connectors.http_pages import next_link, paginate_cursor
 from flowkit.errors import ConnectorError
 
 # The HTTP layer (httpx, TLS) is imported when a connection opens, not with the models:
 # `flowkit validate` needs only the models (docs/performance.md, start-up).
 if TYPE_CHECKING:
-    import ssl
-
     import httpx
 
     from flowkit.connectors.http_client import HttpClient, Reply
@@ -113,7 +107,7 @@ AuthSettings = Annotated[
 ]
 
 
-class HttpSettings(_Strict):
+class HttpSettings(TransportSettings, _Strict):
     """Connection settings of a generic REST API."""
 
     base_url: str = Field(description="Root URL; action paths are relative to it.")
@@ -126,34 +120,6 @@ class HttpSettings(_Strict):
     idempotency_header: str | None = Field(
         None, description="Header carrying the idempotency key on writes (e.g. Idempotency-Key)."
     )
-    verify_tls: bool = Field(
-        True,
-        description="Check the server's TLS certificate and host name (`false`: no checks, "
-        "for a test server only).",
-    )
-    ca_file: str | None = Field(
-        None,
-        description="PEM file of the certificate authorities to trust instead of the system's "
-        "(an internal API with a private CA); relative to the recipe's folder.",
-    )
-    proxy: str | None = Field(
-        None,
-        description="An http:// proxy for every request (https through a CONNECT tunnel); "
-        "`http://user:password@host:port` for one that asks for a login.",
-    )
-
-    @field_validator("proxy")
-    @classmethod
-    def _http_proxy(cls, value: str | None) -> str | None:
-        if value is not None and not value.lower().startswith("http://"):
-            raise ValueError("only http:// proxies are supported (https goes through them)")
-        return value
-
-    @model_validator(mode="after")
-    def _ca_needs_checks(self) -> HttpSettings:
-        if self.ca_file is not None and not self.verify_tls:
-            raise ValueError("ca_file has no effect with verify_tls: false; drop one of them")
-        return self
 
 
 class HttpSession:
@@ -205,7 +171,6 @@ def make_client(
     settings: HttpSettings, runtime: Runtime, transport: httpx.AsyncBaseTransport | None = None
 ) -> HttpClient:
     """The HTTP client for a connection (tests pass a `transport`)."""
-    import httpx
 
     from flowkit.connectors.http_client import HttpClient, TokenBucket
 
@@ -213,10 +178,6 @@ def make_client(
     if settings.rate_limit:
         burst = settings.burst or max(1, int(settings.rate_limit))
         limiter = TokenBucket(settings.rate_limit, burst)
-    if settings.proxy is not None:
-        password = httpx.URL(settings.proxy).password
-        if password:
-            runtime.register_secret(password)
     return HttpClient(
         settings.base_url,
         auth=_auth(settings, runtime),
@@ -227,28 +188,7 @@ def make_client(
         runtime=runtime,
         transport=transport,
         name=runtime.connection or "http",
-        verify=_tls(settings, runtime),
-        proxy=settings.proxy,
-    )
-
-
-def _tls(settings: HttpSettings, runtime: Runtime) -> bool | ssl.SSLContext:
-    """What to check a server's certificate against: the system's CAs, `ca_file`, or nothing."""
-    import ssl
-
-    if settings.ca_file is None:
-        return settings.verify_tls
-    path = Path(runtime.base_dir) / Path(settings.ca_file).expanduser()
-    try:
-        return ssl.create_default_context(cafile=str(path))
-    except FileNotFoundError:
-        reason = "no such file"
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
-    raise ConnectorError(
-        f"http: ca_file {path}: cannot load it as PEM certificates ({reason})",
-        kind=ErrorKind.VALIDATION,
-        hint="point `ca_file` at the certificate authority's PEM file",
+        **client_options(settings, runtime, "http"),
     )
 
 

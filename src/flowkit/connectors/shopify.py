@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, ConfigDict, Field, SecretStr, field_validator
 
 from flowkit.connectors.base import (
     Action,
@@ -56,6 +56,7 @@ from flowkit.connectors.base import (
     Output,
     Runtime,
 )
+from flowkit.connectors.http_options import TransportSettings, client_options
 from flowkit.connectors.http_pages import paginate_cursor
 from flowkit.connectors.stock import chunks, unique_skus
 
@@ -126,7 +127,7 @@ ADD_TAGS = """mutation AddTags($id: ID!, $tags: [String!]!) {
 }"""
 
 
-class ShopifySettings(BaseModel):
+class ShopifySettings(TransportSettings):
     """Connection settings: the shop, an Admin API access token, the API version."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -565,6 +566,7 @@ async def _open(settings: ShopifySettings, runtime: Runtime) -> ShopifySession:
         timeout=settings.timeout,
         runtime=runtime,
         name="shopify",
+        **client_options(settings, runtime, "shopify"),
     )
     return ShopifySession(client=client, limiter=limiter, settings=settings)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr
 
 from flowkit.connectors.base import (
     Action,
@@ -36,6 +36,7 @@ from flowkit.connectors.base import (
     Runtime,
     reveal,
 )
+from flowkit.connectors.http_options import TransportSettings, client_options
 from flowkit.errors import ConnectorError
 
 # The HTTP layer (httpx, TLS) is imported when a connection opens, not with the models:
@@ -74,7 +75,7 @@ _HINTS = {
 }
 
 
-class SlackSettings(BaseModel):
+class SlackSettings(TransportSettings):
     """One incoming webhook."""
 
     model_config = ConfigDict(extra="forbid")
@@ -127,6 +128,7 @@ def open_session(
         runtime=runtime,
         transport=transport,
         name=runtime.connection or "slack",
+        **client_options(settings, runtime, "slack"),
     )
     client.add_secret(url)
     if parsed.path.strip("/"):

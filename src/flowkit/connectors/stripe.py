@@ -49,6 +49,7 @@ from flowkit.connectors.base import (
     Runtime,
     reveal,
 )
+from flowkit.connectors.http_options import TransportSettings, client_options
 from flowkit.errors import ConnectorError
 
 # The HTTP layer (httpx, TLS) is imported when a connection opens, not with the models:
@@ -73,7 +74,7 @@ __all__ = [
 DOCS = "https://docs.stripe.com/api"
 
 
-class StripeSettings(BaseModel):
+class StripeSettings(TransportSettings):
     """Connection settings for one Stripe account."""
 
     model_config = ConfigDict(extra="forbid")
@@ -359,6 +360,7 @@ def make_client(
         runtime=runtime,
         name=runtime.connection or "stripe",
         transport=transport,
+        **client_options(settings, runtime, "stripe"),
     )
     client.add_secret(key)
     return client

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from flowkit.connectors.base import (
     Action,
@@ -47,6 +47,7 @@ from flowkit.connectors.base import (
     Runtime,
     reveal,
 )
+from flowkit.connectors.http_options import TransportSettings, client_options
 from flowkit.connectors.stock import chunks, unique_skus
 
 # The HTTP layer (httpx, TLS) is imported when a connection opens, not with the models:
@@ -73,7 +74,7 @@ OrderStatus = Literal[
 ]
 
 
-class WooCommerceSettings(BaseModel):
+class WooCommerceSettings(TransportSettings):
     """Connection settings: the store URL and a REST API key pair."""
 
     model_config = ConfigDict(extra="forbid")
@@ -386,6 +387,7 @@ async def _open(settings: WooCommerceSettings, runtime: Runtime) -> WooCommerceS
         error_message=wp_error_message,
         runtime=runtime,
         name="woocommerce",
+        **client_options(settings, runtime, "woocommerce"),
     )
     client.add_secret(key)
     return WooCommerceSession(client=client)

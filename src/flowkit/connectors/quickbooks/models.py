@@ -13,9 +13,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from flowkit.connectors.base import Input, Output
+from flowkit.connectors.http_options import TransportSettings
 
 PRODUCTION_URL = "https://quickbooks.api.intuit.com"
 SANDBOX_URL = "https://sandbox-quickbooks.api.intuit.com"
@@ -24,7 +25,7 @@ TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
 Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=100)]
 
 
-class QuickBooksSettings(BaseModel):
+class QuickBooksSettings(TransportSettings):
     """Connection settings: the company (realm), the app's OAuth2 client and a refresh token."""
 
     model_config = ConfigDict(extra="forbid")

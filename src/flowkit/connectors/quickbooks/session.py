@@ -17,6 +17,7 @@ import httpx
 from flowkit.connectors.auth import OAuth2RefreshToken
 from flowkit.connectors.base import ConnectorError, ErrorKind, Runtime, reveal
 from flowkit.connectors.http_client import HttpClient, default_error_message, paginate_pages
+from flowkit.connectors.http_options import client_options
 from flowkit.connectors.quickbooks.models import (
     PRODUCTION_URL,
     SANDBOX_URL,
@@ -243,6 +244,7 @@ async def open_session(settings: QuickBooksSettings, runtime: Runtime) -> QuickB
         classify=fault_kind,
         runtime=runtime,
         name="quickbooks",
+        **client_options(settings, runtime, "quickbooks"),
     )
     return QuickBooksSession(client=client, settings=settings, auth=auth)
 
