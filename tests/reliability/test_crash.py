@@ -475,6 +475,8 @@ def test_a_killed_run_is_closed_by_the_next_one_with_its_write_in_flight_in_its_
     (killed,) = store_rows(state, "SELECT id FROM runs")
     in_flight = "SELECT item_key, step_key, outcome FROM attempts WHERE run_id = ? ORDER BY id"
     assert store_rows(state, in_flight, killed) == []  # an intent alone has no attempt row
+    shown = flowkit.run(["runs", "show", killed[0], "--state", str(state)])
+    assert "started" in shown.stdout, shown.stdout  # the history shows it all the same
     assert flowkit.run(args).code == 0
     runs = store_rows(state, "SELECT status FROM runs ORDER BY started_at, rowid")
     assert runs == [("crashed",), ("ok",)]

@@ -427,10 +427,14 @@ class SqliteStateStore:
         return ops.run(rows[0]) if rows else None
 
     async def run_attempts(self, run_id: str) -> list[AttemptRecord]:
-        """In the order they were journaled."""
+        """In the order they were journaled, then the writes the run has (or left) in flight
+        that its history does not hold yet (ops.IN_FLIGHT)."""
         sql = f"SELECT {ops.ATTEMPT_COLS} FROM attempts WHERE run_id = ? ORDER BY id"
-        rows = await self._read(lambda c: ops.fetch(c, sql, (run_id,)))
-        return [ops.attempt(r) for r in rows]
+
+        def query(c: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return ops.fetch(c, sql, (run_id,)) + ops.fetch(c, ops.IN_FLIGHT, (run_id,))
+
+        return [ops.attempt(r) for r in await self._read(query)]
 
     # trigger -------------------------------------------------------------------------------
 

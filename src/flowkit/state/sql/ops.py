@@ -287,14 +287,26 @@ def w_start_run(rid: str, recipe: str, rhash: str, now: float, c: sqlite3.Connec
         raise StateError(f"a run with id '{rid}' is already in the state store") from None
 
 
+# The writes a run has in flight, or left in flight when it died: its step rows still
+# `started`, as attempt rows ("started") that its history does not hold yet. A scan of the
+# steps table (no index on run_id: one would cost the hot path what the dropped attempt row
+# did); it runs for `flowkit runs show` and once per crashed run.
+IN_FLIGHT = (
+    "SELECT s.run_id, s.recipe, s.item_key, s.step_key, s.attempts, 'started', NULL, NULL,"
+    " s.updated_at FROM steps s WHERE s.status = 'started' AND s.run_id = ? AND NOT EXISTS ("
+    "SELECT 1 FROM attempts a WHERE a.run_id = s.run_id AND a.recipe = s.recipe"
+    " AND a.item_key = s.item_key AND a.step_key = s.step_key AND a.outcome = 'started')"
+    " ORDER BY s.updated_at, s.recipe, s.item_key, s.step_key"
+)
+
+
 def w_record_interrupted(run_id: str, c: sqlite3.Connection) -> int:
     """Append a `started` attempt row, in `run_id`'s history, for every write that run left in
-    flight (its step rows still `started`); returns how many. For a run that crashed."""
+    flight (its step rows still `started`) and not recorded yet; returns how many. For a run
+    that crashed; repeating it adds nothing."""
     sql = (
         "INSERT INTO attempts (run_id, recipe, item_key, step_key, attempt, outcome, error,"
-        " error_kind, at) SELECT run_id, recipe, item_key, step_key, attempts, 'started', NULL,"
-        " NULL, updated_at FROM steps WHERE status = 'started' AND run_id = ?"
-        " ORDER BY updated_at, recipe, item_key, step_key"
+        " error_kind, at) " + IN_FLIGHT
     )
     return c.execute(sql, (run_id,)).rowcount
 
