@@ -106,9 +106,15 @@ def _json(value: Any) -> str:
 
 
 def describe_fields(model: type[BaseModel], prefix: str = "", depth: int = 0) -> list[FieldDoc]:
-    """The fields of `model` (nested models flattened as `parent[].child`), in model order."""
+    """The fields of `model` (nested models flattened as `parent[].child`), in model order,
+    except that the TLS and proxy settings every HTTP connector shares come last (pydantic
+    puts a base model's fields first; a reader looks for `base_url` and the key first)."""
+    from flowkit.connectors.http_options import TransportSettings
+
     rows: list[FieldDoc] = []
-    for name, info in model.model_fields.items():
+    shared = TransportSettings.model_fields
+    fields = sorted(model.model_fields.items(), key=lambda field: field[0] in shared)
+    for name, info in fields:
         required = info.is_required()
         default = ""
         if not required:
