@@ -432,7 +432,7 @@ class SqliteStateStore:
         sql = f"SELECT {ops.ATTEMPT_COLS} FROM attempts WHERE run_id = ? ORDER BY id"
 
         def query(c: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            return ops.fetch(c, sql, (run_id,)) + ops.fetch(c, ops.IN_FLIGHT, (run_id,))
+            return ops.fetch(c, sql, (run_id,)) + ops.fetch(c, ops.IN_FLIGHT, (run_id, run_id))
 
         return [ops.attempt(r) for r in await self._read(query)]
 

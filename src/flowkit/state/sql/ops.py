@@ -291,12 +291,14 @@ def w_start_run(rid: str, recipe: str, rhash: str, now: float, c: sqlite3.Connec
 # `started`, as attempt rows ("started") that its history does not hold yet. A scan of the
 # steps table (no index on run_id: one would cost the hot path what the dropped attempt row
 # did); it runs for `flowkit runs show` and once per crashed run.
+# (The recorded ones are read once, as a set: a correlated NOT EXISTS would rescan the run's
+# attempts for every write in flight.) Parameters: the run id, twice.
 IN_FLIGHT = (
-    "SELECT s.run_id, s.recipe, s.item_key, s.step_key, s.attempts, 'started', NULL, NULL,"
-    " s.updated_at FROM steps s WHERE s.status = 'started' AND s.run_id = ? AND NOT EXISTS ("
-    "SELECT 1 FROM attempts a WHERE a.run_id = s.run_id AND a.recipe = s.recipe"
-    " AND a.item_key = s.item_key AND a.step_key = s.step_key AND a.outcome = 'started')"
-    " ORDER BY s.updated_at, s.recipe, s.item_key, s.step_key"
+    "SELECT run_id, recipe, item_key, step_key, attempts, 'started', NULL, NULL, updated_at"
+    " FROM steps WHERE status = 'started' AND run_id = ?"
+    " AND (recipe, item_key, step_key) NOT IN (SELECT recipe, item_key, step_key"
+    " FROM attempts WHERE run_id = ? AND outcome = 'started')"
+    " ORDER BY updated_at, recipe, item_key, step_key"
 )
 
 
@@ -308,7 +310,7 @@ def w_record_interrupted(run_id: str, c: sqlite3.Connection) -> int:
         "INSERT INTO attempts (run_id, recipe, item_key, step_key, attempt, outcome, error,"
         " error_kind, at) " + IN_FLIGHT
     )
-    return c.execute(sql, (run_id,)).rowcount
+    return c.execute(sql, (run_id, run_id)).rowcount
 
 
 def w_finish_run(params: tuple[Any, ...], c: sqlite3.Connection) -> int:
