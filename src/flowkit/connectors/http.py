@@ -227,14 +227,7 @@ def _body(client: HttpClient, reply: Reply) -> Any:
     ctype = reply.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json" or ctype.endswith("+json"):
         return client.json(reply)
-    return _text(reply)
-
-
-def _text(reply: Reply) -> str:
-    """The body as text, decoded as httpx's `Response.text` would (charset, else UTF-8)."""
-    import httpx
-
-    return httpx.Response(200, headers=reply.headers, content=reply.content).text
+    return reply.text
 
 
 async def _send(

@@ -123,6 +123,11 @@ class Reply(NamedTuple):
     method: str
     url: httpx.URL
 
+    @property
+    def text(self) -> str:
+        """The body as text, decoded as httpx's `Response.text` would (charset, else UTF-8)."""
+        return httpx.Response(200, headers=self.headers, content=self.content).text
+
     @classmethod
     def of(cls, response: httpx.Response) -> Reply:
         request = response.request
