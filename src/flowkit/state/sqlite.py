@@ -565,15 +565,12 @@ class SqliteStateStore:
         A None idempotency_key or fingerprint keeps the stored one (the key recorded with
         STARTED survives the OK that follows it).
         """
-        # The engine's hottest call: the enqueue is inlined rather than going through _write.
-        value, outcome = ops.STEP_ROW_VALUES[StepStatus(status)]
-        err = None if error is None else ops.text(error)
-        out = None if output is None else ops.dumps(output)
-        step = (recipe, item_key, step_key, value, out, attempts, err, idempotency_key,
-                fingerprint, now, run_id)  # fmt: skip
-        attempt = None
-        if outcome is not None:  # an intent has none (ops.STEP_ROW_VALUES)
-            attempt = (run_id, recipe, item_key, step_key, attempts, outcome, err, error_kind, now)
+        # The rows `journal` would write for this one change. Queued as a put_step pair (not a
+        # `fn`), so that concurrent put_steps share executemany calls (writer.run_ops).
+        write = StepWrite(recipe, item_key, step_key, StepStatus(status), now, output, attempts,
+                          error, error_kind, idempotency_key, fingerprint)  # fmt: skip
+        (step,), attempt_rows, _items = ops.journal_rows(run_id, [write], [])
+        attempt = attempt_rows[0] if attempt_rows else None  # an intent has none
         writer = self._writer
         if writer is None:
             raise self._not_open()
