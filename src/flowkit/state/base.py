@@ -25,11 +25,13 @@ Promises a backend keeps:
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:  # the writer process imports this module and needs no event loop
+    import asyncio
 
 
 class ItemStatus(str, enum.Enum):
