@@ -1,36 +1,15 @@
-"""Semantic checks of a recipe beyond its schema, offline and without credentials.
-
-They run on the loaded YAML data (not only on a valid model), so that a file with a schema
-mistake still gets its other problems reported in the same pass:
-
-* step ids are unique (across `steps` and `on_failure`); `needs` name existing steps; the
-  dependencies (explicit and implied by `steps.<id>` references) have no cycle;
-* every `${{ }}` parses, and every name it uses exists where it is used (see `_SCOPE_HINTS`):
-  `steps.<id>` a step of the recipe (and a field of its action's output when that model is
-  closed), `item` only with a trigger, `each`/`index` only in the `with` of a `for_each`
-  step, `cursor` and `output` only in the trigger (`output` not in its `with`), `error` only
-  in `on_failure`, `vars.X` declared, `secrets.X` declared (when the recipe declares
-  secrets), and with `check_env` every secret and env var set;
-* every `use:` names an installed connector action; literal inputs are validated against the
-  action's `Input` model and literal connection settings against the connector's `settings`
-  (values that are expressions are checked at run time); connections exist and match;
-* `if`, `for_each`, `wait.until` and the trigger's expressions have the right shape.
-"""
+"""Checks of `${{ }}` expressions: syntax, names in scope, output fields, shapes, env."""
 
 from __future__ import annotations
 
 import difflib
 import re
 import typing
-from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from flowkit.connectors.base import Action, Connector, Effect
-from flowkit.connectors.registry import Registry
-from flowkit.errors import PluginError
 from flowkit.expressions import (
     KNOWN_ROOTS,
     ExpressionSyntaxError,
@@ -38,12 +17,10 @@ from flowkit.expressions import (
     compile_template,
     has_expression,
 )
-from flowkit.graph import CycleError, order_steps, referenced_steps
 from flowkit.recipe import models
-from flowkit.recipe.loader import Reporter, as_model, model_at, shown, union_args
+from flowkit.recipe.checks.base import _LISTS, _CheckerBase, _did_you_mean, _strings
+from flowkit.recipe.loader import as_model, model_at, shown, union_args
 from flowkit.recipe.yamlload import YamlPath
-
-__all__ = ["ALL_ROOTS", "GLOBAL_ROOTS", "check_recipe"]
 
 ALL_ROOTS = KNOWN_ROOTS | {"output"}
 _CONTEXTUAL = frozenset({"steps", "item", "each", "index", "cursor", "error", "output"})
@@ -60,51 +37,11 @@ _SCOPE_HINTS = {
     "error": "`error` (the failure) exists only in `on_failure` steps",
     "steps": "step outputs can be read only in steps and `on_failure` hooks",
 }
-_LISTS = ("steps", "on_failure")
 # the fields the engine puts in these names (engine/runner.py and engine/call.py)
 _FIELDS = {
     "error": frozenset({"step", "message", "kind", "failures", "final"}),
     "run": frozenset({"id", "started_at", "dry_run", "recipe"}),
 }
-
-
-def check_recipe(
-    report: Reporter,
-    recipe: models.Recipe | None,
-    *,
-    registry: Registry,
-    check_env: bool,
-    env: Mapping[str, str],
-) -> None:
-    """Add every semantic problem of the loaded recipe to `report`."""
-    if isinstance(report.doc.data, dict):
-        _Checker(report, report.doc.data, registry, check_env, env).run()
-
-
-def _did_you_mean(name: str, choices: list[str], what: str) -> str | None:
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean '{close[0]}'?"
-    if choices:
-        return f"known {what}: " + ", ".join(sorted(choices))
-    return None
-
-
-def _strings(value: Any, path: YamlPath) -> Iterator[tuple[YamlPath, str]]:
-    """(path, text) for every string in a nested value."""
-    todo: list[tuple[YamlPath, Any]] = [(path, value)]
-    while todo:
-        where, current = todo.pop()
-        if isinstance(current, str):
-            yield where, current
-        elif isinstance(current, dict):
-            todo.extend(((*where, k), v) for k, v in reversed(current.items()))
-        elif isinstance(current, list):
-            todo.extend(((*where, i), v) for i, v in reversed(list(enumerate(current))))
-
-
-def _contains_expression(value: Any) -> bool:
-    return any(has_expression(text) for _, text in _strings(value, ()))
 
 
 class _Scope:
@@ -115,284 +52,8 @@ class _Scope:
         self.step = step  # (list name, index) of the step the expression belongs to
 
 
-class _Checker:
-    def __init__(
-        self,
-        report: Reporter,
-        data: dict[str, Any],
-        registry: Registry,
-        check_env: bool,
-        env: Mapping[str, str],
-    ) -> None:
-        self.report = report
-        self.data = data
-        self.registry = registry
-        self.check_env = check_env
-        self.env = env
-        trigger = data.get("trigger")
-        self.trigger: dict[str, Any] | None = trigger if isinstance(trigger, dict) else None
-        self.steps: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        self.ids: dict[str, dict[str, int]] = {}  # list -> id -> index (first occurrence)
-        for name in _LISTS:
-            raw = data.get(name)
-            items = raw if isinstance(raw, list) else []
-            self.steps[name] = [(i, s) for i, s in enumerate(items) if isinstance(s, dict)]
-            self.ids[name] = {}
-        connections = data.get("connections")
-        self.connections: dict[str, Any] = connections if isinstance(connections, dict) else {}
-        variables = data.get("vars")
-        self.vars: dict[str, Any] = variables if isinstance(variables, dict) else {}
-        secrets = data.get("secrets")
-        self.secrets: dict[str, Any] = secrets if isinstance(secrets, dict) else {}
-        self.actions: dict[YamlPath, Action[Any, Any]] = {}
-        self.connectors: dict[str, Connector | None] = {}
-        self.secret_uses: dict[str, tuple[YamlPath, int]] = {}
-        self.env_uses: dict[str, tuple[YamlPath, int]] = {}
-        self.env_with_fallback: set[str] = set()  # `env.X ?? default`: may stay unset
-        self.unconnected: set[str] = set()
-
-    def run(self) -> None:
-        self.check_ids()
-        self.check_needs()
-        self.check_connections()
-        self.check_uses()
-        self.check_expressions()
-        self.check_cycles()
-        if self.check_env:
-            self.check_environment()
-
-    # -- ids, needs, cycles ---------------------------------------------------------------
-
-    def check_ids(self) -> None:
-        first_line: dict[str, int] = {}
-        for name in _LISTS:
-            for i, step in self.steps[name]:
-                step_id = step.get("id")
-                if not isinstance(step_id, str):
-                    continue
-                path = (name, i, "id")
-                if step_id in first_line:
-                    self.report.add(
-                        path,
-                        f"duplicate step id '{step_id}' (first on line {first_line[step_id]})",
-                        "step ids must be unique across `steps` and `on_failure`",
-                        rule="graph",
-                    )
-                    continue
-                first_line[step_id] = self.report.mark(path).line
-                self.ids[name][step_id] = i
-
-    def check_needs(self) -> None:
-        for name in _LISTS:
-            other = "on_failure" if name == "steps" else "steps"
-            for i, step in self.steps[name]:
-                needs = step.get("needs")
-                if not isinstance(needs, list):
-                    continue
-                for j, need in enumerate(needs):
-                    if not isinstance(need, str) or need in self.ids[name]:
-                        continue
-                    path = (name, i, "needs", j)
-                    if need in self.ids[other]:
-                        self.report.add(
-                            path,
-                            f"'{need}' is in `{other}`; a step can only need steps of its own "
-                            f"list (`{name}`)",
-                            rule="graph",
-                        )
-                    else:
-                        self.report.add(
-                            path,
-                            f"unknown step '{need}'",
-                            _did_you_mean(need, list(self.ids[name]), "steps"),
-                            rule="graph",
-                        )
-
-    def check_cycles(self) -> None:
-        for name in _LISTS:
-            ids = self.ids[name]
-            deps: dict[str, set[str]] = {}
-            for step_id, i in ids.items():
-                step = self.steps_by_index(name, i)
-                needs = step.get("needs")
-                explicit = (
-                    {n for n in needs if isinstance(n, str)} if isinstance(needs, list) else set()
-                )
-                implied = referenced_steps(
-                    [step.get(k) for k in ("with", "if", "for_each", "wait")]
-                )
-                implied.discard(step_id)  # reported where the reference is
-                deps[step_id] = explicit | implied
-            try:
-                order_steps(list(ids), deps)
-            except CycleError as exc:
-                first = ids[exc.cycle[0]]
-                self.report.add((name, first), exc.message, exc.hint, rule="graph")
-
-    def steps_by_index(self, name: str, index: int) -> dict[str, Any]:
-        for i, step in self.steps[name]:
-            if i == index:
-                return step
-        return {}
-
-    # -- connectors, inputs, connections ------------------------------------------------------
-
-    def connector(self, name: str, path: YamlPath, *, key: bool = False) -> Connector | None:
-        """The connector `name`, reporting a problem at `path` the first time it fails."""
-        if name in self.connectors:
-            return self.connectors[name]
-        try:
-            found: Connector | None = self.registry.get(name)
-        except PluginError as exc:
-            self.report.add(path, exc.message, exc.hint, rule="connector", key=key)
-            found = None
-        self.connectors[name] = found
-        return found
-
-    def check_connections(self) -> None:
-        for name, conn in self.connections.items():
-            if not isinstance(conn, dict):
-                continue
-            connector_name = conn.get("connector", name)
-            if not isinstance(connector_name, str) or not re.match(
-                r"^[a-z][a-z0-9_]*$", connector_name
-            ):
-                continue
-            if "connector" in conn:
-                connector = self.connector(connector_name, ("connections", name, "connector"))
-            else:
-                connector = self.connector(connector_name, ("connections", name), key=True)
-            if connector is None:
-                continue
-            settings = conn.get("with", {})
-            if isinstance(settings, dict):
-                self.validate_literals(
-                    connector.settings,
-                    settings,
-                    ("connections", name, "with"),
-                    rule="settings",
-                    noun=f"setting '{{}}' for connector '{connector_name}'",
-                )
-
-    def check_uses(self) -> None:
-        if self.trigger is not None:
-            self.check_use(("trigger",), self.trigger, trigger=True)
-        for name in _LISTS:
-            for i, step in self.steps[name]:
-                self.check_use((name, i), step, trigger=False)
-
-    def check_use(self, path: YamlPath, step: dict[str, Any], *, trigger: bool) -> None:
-        use = step.get("use")
-        if not isinstance(use, str) or not re.match(models.USE_PATTERN, use):
-            return  # the schema reports it
-        connector_name = use.split(".", 1)[0]
-        if self.connector(connector_name, (*path, "use")) is None:
-            return
-        try:
-            connector, action = self.registry.action(use)
-        except PluginError as exc:
-            self.report.add((*path, "use"), exc.message, exc.hint, rule="connector")
-            return
-        self.actions[path] = action
-        if trigger and action.effect is not Effect.READ:
-            self.report.add(
-                (*path, "use"),
-                f"the trigger must use a read action; '{use}' is a {action.effect.value} action",
-                f"pick an action that lists items (see `flowkit connectors show {connector_name}`)",
-                rule="connector",
-            )
-        inputs = step.get("with", {})
-        if isinstance(inputs, dict):
-            self.validate_literals(
-                action.Input, inputs, (*path, "with"), rule="input", noun=f"input '{{}}' for {use}"
-            )
-        self.check_connection(path, step, use, connector)
-
-    def check_connection(
-        self, path: YamlPath, step: dict[str, Any], use: str, connector: Connector
-    ) -> None:
-        connector_name = use.split(".", 1)[0]
-        explicit = step.get("connection")
-        if isinstance(explicit, str):
-            conn = self.connections.get(explicit)
-            if explicit not in self.connections:
-                hint = _did_you_mean(explicit, list(self.connections), "connections")
-                self.report.add(
-                    (*path, "connection"),
-                    f"unknown connection '{explicit}'",
-                    hint or "declare it under `connections:`",
-                    rule="connection",
-                )
-            elif isinstance(conn, dict):
-                other = conn.get("connector", explicit)
-                if other != connector_name:
-                    self.report.add(
-                        (*path, "connection"),
-                        f"connection '{explicit}' is for connector '{other}', but the step "
-                        f"uses '{use}'",
-                        rule="connection",
-                    )
-            return
-        if connector_name in self.connections:
-            return
-        matches = [
-            name
-            for name, conn in self.connections.items()
-            if isinstance(conn, dict) and conn.get("connector") == connector_name
-        ]
-        if len(matches) > 1:
-            self.report.add(
-                (*path, "use"),
-                f"several connections use connector '{connector_name}' ({', '.join(matches)})",
-                f"choose one with `connection: {matches[0]}`",
-                rule="connection",
-            )
-        elif not matches and connector_name not in self.unconnected:
-            self.unconnected.add(connector_name)  # reported at its first use only
-            required = [
-                info.alias or field
-                for field, info in connector.settings.model_fields.items()
-                if info.is_required()
-            ]
-            if required:
-                self.report.add(
-                    (*path, "use"),
-                    f"connector '{connector_name}' needs a connection (settings: "
-                    f"{', '.join(required)})",
-                    f"add `connections: {{{connector_name}: {{with: {{...}}}}}}` to the recipe",
-                    rule="connection",
-                )
-
-    def validate_literals(
-        self,
-        model: type[BaseModel],
-        values: dict[str, Any],
-        base: YamlPath,
-        *,
-        rule: str,
-        noun: str,
-    ) -> None:
-        """Validate `values` against `model`, leaving values that are expressions to run time."""
-        dynamic = _contains_expression(values)
-
-        def skip(path: YamlPath, value: Any) -> bool:
-            if isinstance(value, str) and has_expression(value):
-                return True
-            return dynamic and path == base  # a model-level rule may depend on an expression
-
-        try:
-            model.model_validate(values)
-        except ValidationError as exc:
-            self.report.validation_error(
-                exc, model=model, base=base, rule=rule, subject=noun, skip=skip
-            )
-        except Exception as exc:  # a validator in plugin code that did not expect our data
-            if not dynamic:
-                self.report.add(
-                    base,
-                    f"{model.__name__} rejected the values: {type(exc).__name__}: {exc}",
-                    rule=rule,
-                )
+class _ExpressionChecks(_CheckerBase):
+    """Every `${{ }}` parses and uses names that exist where it is evaluated."""
 
     # -- expressions ------------------------------------------------------------------------
 
