@@ -17,6 +17,10 @@ newest `date_modified_gmt` read.
 per-item errors from the batch answer. Setting an absolute level is naturally idempotent, so the
 engine may repeat it after an unknown outcome; `plan()` shows `SKU stock old -> new` for dry runs.
 
+Layout: `models` (settings, inputs, outputs), `wire` (limits, WordPress errors, times),
+`session` (the HTTP session and the REST API keys), this module (the actions and the
+`connector` object).
+
 References followed:
   https://woocommerce.github.io/woocommerce-rest-api-docs/  (auth, pagination, errors, batch)
   https://developer.woocommerce.com/docs/apis/rest-api/v3/product-reviews/
@@ -27,11 +31,8 @@ References followed:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import ConfigDict, Field, SecretStr, field_validator
+from datetime import datetime, timedelta
+from typing import Any
 
 from flowkit.connectors.base import (
     Action,
@@ -42,362 +43,43 @@ from flowkit.connectors.base import (
     Effect,
     ErrorKind,
     Idempotency,
-    Input,
-    Output,
-    Runtime,
-    reveal,
 )
-from flowkit.connectors.http_options import TransportSettings, client_options
-from flowkit.connectors.stock import chunks, unique_skus
-
-# The HTTP layer (httpx, TLS) is imported when a connection opens, not with the models:
-# `flowkit validate` needs only the models (docs/performance.md, start-up).
-if TYPE_CHECKING:
-    import httpx
-
-    from flowkit.connectors.http_client import HttpClient
+from flowkit.connectors.stock import chunks
+from flowkit.connectors.woocommerce.models import (
+    GetOrderInput,
+    GetStockInput,
+    GetStockOutput,
+    HasReviewInput,
+    HasReviewOutput,
+    ItemError,
+    ListOrdersInput,
+    ListOrdersOutput,
+    ListReviewsInput,
+    ListReviewsOutput,
+    Order,
+    Review,
+    SetStockInput,
+    SetStockOutput,
+    StockLevel,
+    StockUpdate,
+    UpdateOrderInput,
+    WooCommerceSettings,
+)
+from flowkit.connectors.woocommerce.session import WooCommerceSession, _close, _open
+from flowkit.connectors.woocommerce.wire import (
+    BATCH_LIMIT,
+    MAX_PER_PAGE,
+    MAX_REQUESTS,
+    parse_time,
+    total_pages,
+    utc,
+)
 
 __all__ = ["WooCommerceSession", "WooCommerceSettings", "connector"]
 
-API_PATH = "/wp-json/wc/v3/"
-BATCH_LIMIT = 100  # WooCommerce rejects larger batches (woocommerce_rest_batch_items_limit)
-MAX_PER_PAGE = 100
-MAX_REQUESTS = 10_000  # a list action gives up after this many pages (a broken server)
 DOCS_URL = "https://woocommerce.github.io/woocommerce-rest-api-docs/"
-AUTH_HINT = (
-    "Check the connection's `consumer_key`/`consumer_secret` (WooCommerce > Settings > Advanced "
-    "> REST API, with Read/Write permission); if the keys are right, the host may strip the "
-    "Authorization header: set `auth: query`."
-)
-OrderStatus = Literal[
-    "any", "pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed"
-]
 
 
-class WooCommerceSettings(TransportSettings):
-    """Connection settings: the store URL and a REST API key pair."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str = Field(
-        pattern=r"^https?://[^\s/]+", description="The store's URL, e.g. https://shop.example.com."
-    )
-    consumer_key: SecretStr = Field(description="REST API consumer key (ck_...).")
-    consumer_secret: SecretStr = Field(description="REST API consumer secret (cs_...).")
-    auth: Literal["basic", "query"] = Field(
-        "basic", description="Send the keys as HTTP Basic (default) or as query parameters."
-    )
-    rate_limit: float | None = Field(
-        None, gt=0, description="Requests per second to stay under (none: no pacing)."
-    )
-    timeout: float = Field(30.0, gt=0, description="Seconds to wait for each answer.")
-
-
-# ------------------------------------------------------------------------------- models
-class LineItem(Output):
-    product_id: int = Field(description="The product's ID (0 when the product was deleted).")
-    sku: str = ""
-    name: str = ""
-    quantity: int = 0
-
-
-class Order(Output):
-    """An order, with the fields recipes need on top of everything WooCommerce returns."""
-
-    id: int
-    number: str = Field(description="The order number shown to the customer.")
-    status: str
-    email: str = Field(description="The billing email.")
-    first_name: str = ""
-    last_name: str = ""
-    customer_name: str = Field("", description="First and last billing name.")
-    currency: str = ""
-    total: str = "0"
-    created_at: str | None = Field(None, description="date_created_gmt, ISO 8601 UTC.")
-    modified_at: str | None = Field(None, description="date_modified_gmt, ISO 8601 UTC.")
-    completed_at: str | None = Field(None, description="date_completed_gmt, ISO 8601 UTC.")
-    line_items: list[LineItem] = Field(default_factory=list)
-    product_ids: list[int] = Field(default_factory=list, description="Distinct product IDs.")
-    skus: list[str] = Field(default_factory=list, description="Distinct non-empty SKUs.")
-
-    @classmethod
-    def from_api(cls, raw: dict[str, Any]) -> Order:
-        billing = raw.get("billing") or {}
-        first, last = str(billing.get("first_name") or ""), str(billing.get("last_name") or "")
-        lines = [LineItem.model_validate(li) for li in raw.get("line_items") or []]
-        return cls.model_validate(
-            {
-                **raw,
-                "number": str(raw.get("number") or raw.get("id")),
-                "email": str(billing.get("email") or ""),
-                "first_name": first,
-                "last_name": last,
-                "customer_name": " ".join(n for n in (first, last) if n),
-                "created_at": utc(raw.get("date_created_gmt")),
-                "modified_at": utc(raw.get("date_modified_gmt")),
-                "completed_at": utc(raw.get("date_completed_gmt")),
-                "line_items": lines,
-                "product_ids": sorted({li.product_id for li in lines if li.product_id}),
-                "skus": sorted({li.sku for li in lines if li.sku}),
-            }
-        )
-
-
-class Review(Output):
-    id: int
-    product_id: int
-    status: str = ""
-    reviewer: str = ""
-    reviewer_email: str = ""
-    rating: int = 0
-    review: str = ""
-    created_at: str | None = None
-
-
-class StockLevel(Output):
-    sku: str
-    product_id: int
-    stock_quantity: int | None = Field(description="None when the product does not track stock.")
-    manage_stock: bool = True
-
-
-class ListOrdersInput(Input):
-    status: OrderStatus | list[OrderStatus] = Field(
-        "completed", description="Order status(es) to list."
-    )
-    cursor: str | None = Field(
-        None, description="ISO 8601 time: orders modified after it (minus the overlap)."
-    )
-    per_page: int = Field(MAX_PER_PAGE, ge=1, le=MAX_PER_PAGE, description="Page size.")
-    overlap_seconds: int = Field(
-        120, ge=0, description="Re-read this much before the cursor (clock skew, late commits)."
-    )
-
-
-class ListOrdersOutput(Output):
-    items: list[Order]
-    cursor: str | None = Field(description="The newest modified time read (ISO 8601 UTC).")
-
-
-class GetOrderInput(Input):
-    id: int = Field(ge=1)
-
-
-class UpdateOrderInput(Input):
-    id: int = Field(ge=1)
-    status: OrderStatus | None = Field(None, description="New status (not `any`).")
-    meta: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="Order meta data keys to set."
-    )
-    customer_note: str | None = None
-
-    @field_validator("status")
-    @classmethod
-    def _real_status(cls, value: str | None) -> str | None:
-        if value == "any":
-            raise ValueError("`any` is a filter, not a status an order can have")
-        return value
-
-
-class ListReviewsInput(Input):
-    product_ids: list[int] = Field(default_factory=list, description="Only these products.")
-    reviewer_email: str | None = Field(None, description="Only reviews by this email.")
-    status: Literal["approved", "hold", "spam", "trash", "all"] = "approved"
-
-
-class ListReviewsOutput(Output):
-    items: list[Review]
-
-
-class HasReviewInput(Input):
-    email: str = Field(min_length=3, description="The customer's email.")
-    product_ids: list[int] = Field(
-        default_factory=list, description="Any of these products (empty: any product)."
-    )
-
-
-class HasReviewOutput(Output):
-    exists: bool
-    count: int
-
-
-class GetStockInput(Input):
-    skus: list[str] = Field(min_length=1, description="SKUs to read.")
-
-
-class GetStockOutput(Output):
-    items: list[StockLevel]
-    missing: list[str] = Field(default_factory=list, description="SKUs with no product.")
-
-
-class StockTarget(Input):
-    sku: str = Field(min_length=1)
-    quantity: int
-
-
-class SetStockInput(Input):
-    items: list[StockTarget] = Field(description="Absolute stock levels by SKU.")
-
-    @field_validator("items")
-    @classmethod
-    def _unique(cls, items: list[StockTarget]) -> list[StockTarget]:
-        return unique_skus(items)
-
-
-class StockUpdate(Output):
-    sku: str
-    product_id: int
-    old: int | None
-    new: int
-
-
-class ItemError(Output):
-    sku: str
-    product_id: int | None = None
-    code: str
-    message: str
-
-
-class SetStockOutput(Output):
-    updated: list[StockUpdate] = Field(default_factory=list)
-    unchanged: int = 0
-    errors: list[ItemError] = Field(default_factory=list)
-
-
-# ------------------------------------------------------------------------------ session
-def utc(value: Any) -> str | None:
-    """WooCommerce's `*_gmt` times carry no zone: mark them as UTC."""
-    if not value:
-        return None
-    text = str(value)
-    return text if text.endswith("Z") or "+" in text[10:] else f"{text}Z"
-
-
-def parse_time(value: str, what: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConnectorError(
-            f"{what} {value!r} is not an ISO 8601 time (e.g. 2025-01-31T12:00:00Z)",
-            kind=ErrorKind.VALIDATION,
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def wp_error_message(response: httpx.Response) -> str:
-    """`message (code)` from a WordPress REST error body."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        code = body.get("code")
-        return f"{body['message']} ({code})" if code else str(body["message"])
-    from flowkit.connectors.http_reply import default_error_message
-
-    return default_error_message(response)
-
-
-@dataclass
-class WooCommerceSession:
-    client: HttpClient
-
-    async def get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
-        try:
-            return await self.client.request("GET", path, params=params)
-        except ConnectorError as exc:
-            raise with_hint(exc) from None
-
-    async def send(self, method: str, path: str, body: Any) -> Any:
-        try:
-            response = await self.client.request(method, path, json=body)
-        except ConnectorError as exc:
-            raise with_hint(exc) from None
-        return self.client.json(response)
-
-    def page_json(self, response: httpx.Response) -> list[dict[str, Any]]:
-        body = self.client.json(response)
-        if not isinstance(body, list):
-            raise ConnectorError(
-                f"unexpected answer from GET {response.request.url.path}: not a JSON list",
-                kind=ErrorKind.PERMANENT,
-            )
-        return [item for item in body if isinstance(item, dict)]
-
-    async def all_pages(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every item of a numbered-page collection, guided by `X-WP-TotalPages`."""
-        items: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            response = await self.get(path, {**params, "page": page})
-            batch = self.page_json(response)
-            items.extend(batch)
-            pages = total_pages(response)
-            if page >= pages or not batch:
-                return items
-            if page >= MAX_REQUESTS:
-                raise ConnectorError(f"GET {path} did not finish within {MAX_REQUESTS} pages")
-            page += 1
-
-    async def stock_levels(self, skus: list[str]) -> dict[str, dict[str, Any]]:
-        """Products by SKU (chunks of 100 SKUs per request)."""
-        found: dict[str, dict[str, Any]] = {}
-        wanted = set(skus)
-        for group in chunks(sorted(wanted), MAX_PER_PAGE):
-            params = {"sku": ",".join(group), "per_page": MAX_PER_PAGE}
-            for product in await self.all_pages("products", params):
-                sku = str(product.get("sku") or "")
-                if sku in wanted and sku not in found:
-                    found[sku] = product
-        return found
-
-
-def total_pages(response: httpx.Response) -> int:
-    try:
-        return int(response.headers.get("X-WP-TotalPages", "1"))
-    except ValueError:
-        return 1
-
-
-def with_hint(exc: ConnectorError) -> ConnectorError:
-    if exc.kind is ErrorKind.AUTH and exc.hint is None:
-        exc.hint = AUTH_HINT
-    return exc
-
-
-async def _open(settings: WooCommerceSettings, runtime: Runtime) -> WooCommerceSession:
-    from flowkit.connectors.auth import BasicAuth, FlowkitAuth, QueryParamsAuth
-    from flowkit.connectors.http_client import HttpClient, TokenBucket
-
-    key, secret = reveal(settings.consumer_key), reveal(settings.consumer_secret)
-    auth: FlowkitAuth = (
-        BasicAuth(key, secret)
-        if settings.auth == "basic"
-        else QueryParamsAuth({"consumer_key": key, "consumer_secret": secret})
-    )
-    limiter = None
-    if settings.rate_limit is not None:
-        limiter = TokenBucket(settings.rate_limit, max(1, int(settings.rate_limit)))
-    client = HttpClient(
-        settings.base_url.rstrip("/") + API_PATH,
-        auth=auth,
-        headers={"Accept": "application/json"},
-        timeout=settings.timeout,
-        rate_limiter=limiter,
-        error_message=wp_error_message,
-        runtime=runtime,
-        name="woocommerce",
-        **client_options(settings, runtime, "woocommerce"),
-    )
-    client.add_secret(key)
-    return WooCommerceSession(client=client)
-
-
-async def _close(session: WooCommerceSession) -> None:
-    await session.client.aclose()
-
-
-# ------------------------------------------------------------------------------ actions
 class ListOrders(Action[ListOrdersInput, ListOrdersOutput]):
     name = "list_orders"
     description = "Orders with the given status modified since the cursor (a trigger)."

@@ -19,6 +19,9 @@ when integral else a float, bytes a hex string, anything else unknown its `str()
 
 Blocking driver calls run in a worker thread.
 
+Layout: `models` (settings, inputs, outputs), `statements` (scanning SQL text, the read-only
+check), this module (values, errors, backends, the actions and the `connector` object).
+
 References: https://docs.sqlalchemy.org/en/20/core/connections.html (Connection.execute,
 `engine.begin()`, executemany with a list of parameter sets),
 https://docs.sqlalchemy.org/en/20/core/sqlelement.html#sqlalchemy.sql.expression.text
@@ -29,20 +32,15 @@ https://peps.python.org/pep-0249/#exceptions (the DB-API error classes classifie
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import decimal
-import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from flowkit.connectors.base import (
     Action,
@@ -52,140 +50,19 @@ from flowkit.connectors.base import (
     Effect,
     ErrorKind,
     Idempotency,
-    Input,
-    Output,
     Runtime,
     to_thread,
 )
+from flowkit.connectors.sql.models import (
+    ExecuteInput,
+    ExecuteOutput,
+    QueryInput,
+    QueryOutput,
+    SqlSettings,
+)
+from flowkit.connectors.sql.statements import _check_params, _invalid, check_read_only, scan
 
 __all__ = ["SqlSettings", "check_read_only", "connector"]
-
-# Words that make a statement change data or schema; refused in `query`.
-_WRITE_WORDS = frozenset(
-    {
-        "INSERT",
-        "UPDATE",
-        "DELETE",
-        "MERGE",
-        "UPSERT",
-        "INTO",
-        "CREATE",
-        "DROP",
-        "ALTER",
-        "TRUNCATE",
-        "GRANT",
-        "REVOKE",
-        "ATTACH",
-        "DETACH",
-        "PRAGMA",
-        "VACUUM",
-        "REINDEX",
-    }
-)
-_WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9$]*")
-_PARAM = re.compile(r"(?<![:\w\\]):([A-Za-z_]\w*)(?!:)")
-
-
-class SqlSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(
-        description="SQLAlchemy database URL, e.g. `sqlite:///stock.db` (relative to the "
-        "recipe's folder) or `postgresql+psycopg://user:${{ secrets.DB_PASSWORD }}@host/db`.",
-        min_length=1,
-    )
-
-
-# --- statement scanning -----------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Scan:
-    """What flowkit needs to know about a statement, with literals and comments blanked."""
-
-    code: str  # the statement with string literals, quoted names and comments blanked out
-    escaped: str  # the text with ':' in literals and comments escaped for SQLAlchemy's text()
-    statements: int  # non-empty statements separated by ';'
-    params: tuple[str, ...]  # named parameters, in order of first use
-
-    @property
-    def first_word(self) -> str:
-        match = _WORD.search(self.code)
-        return match.group(0).upper() if match else ""
-
-
-def scan(sql: str) -> Scan:
-    """Tokenise just enough SQL to find statements, keywords and `:name` parameters."""
-    code: list[str] = []
-    escaped: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if sql.startswith("--", i):
-            end = sql.find("\n", i)
-            end = n if end < 0 else end
-            code.append(" ")
-            escaped.append(sql[i:end].replace(":", "\\:"))
-            i = end
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            if end < 0:
-                raise _invalid("sql: a /* comment is not closed")
-            code.append(" ")
-            escaped.append(sql[i : end + 2].replace(":", "\\:"))
-            i = end + 2
-        elif ch in "'\"`":
-            j = i + 1
-            while True:
-                j = sql.find(ch, j)
-                if j < 0:
-                    raise _invalid(f"sql: a {ch} quote is not closed")
-                if sql.startswith(ch * 2, j):
-                    j += 2  # a doubled quote is an escaped quote
-                    continue
-                break
-            code.append(" ")
-            escaped.append(sql[i : j + 1].replace(":", "\\:"))
-            i = j + 1
-        else:
-            code.append(ch)
-            escaped.append(ch)
-            i += 1
-    text = "".join(code)
-    statements = sum(1 for part in text.split(";") if part.strip())
-    params = tuple(dict.fromkeys(_PARAM.findall(text)))
-    return Scan(code=text, escaped="".join(escaped), statements=statements, params=params)
-
-
-def check_read_only(sql: str) -> Scan:
-    """Refuse anything but one SELECT/WITH statement that names no data-changing keyword."""
-    found = scan(sql)
-    if found.statements != 1:
-        raise _invalid(
-            f"sql: `query` runs exactly one statement, this has {found.statements}",
-            hint="split it into several steps, or use `sql.execute` for changes",
-        )
-    if found.first_word not in ("SELECT", "WITH"):
-        raise _invalid(
-            f"sql: `query` only runs SELECT or WITH statements, not {found.first_word or '?'}",
-            hint="use `sql.execute` for statements that change data",
-        )
-    writes = sorted({w.upper() for w in _WORD.findall(found.code)} & _WRITE_WORDS)
-    if writes:
-        raise _invalid(
-            f"sql: `query` is read-only but the statement contains {', '.join(writes)}",
-            hint="use `sql.execute` for statements that change data",
-        )
-    return found
-
-
-def _check_params(found: Scan, params: Sequence[dict[str, Any]]) -> None:
-    for index, values in enumerate(params):
-        missing = [name for name in found.params if name not in values]
-        if missing:
-            where = f" in parameter set {index + 1}" if len(params) > 1 else ""
-            names = ", ".join(f":{name}" for name in missing)
-            raise _invalid(f"sql: no value for {names}{where} in `params`")
 
 
 # --- values and errors ------------------------------------------------------------------------
@@ -203,10 +80,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     return str(value)
-
-
-def _invalid(message: str, hint: str | None = None) -> ConnectorError:
-    return ConnectorError(message, kind=ErrorKind.VALIDATION, hint=hint)
 
 
 def _classify(exc: BaseException, *, sqlite: bool, committing: bool) -> ConnectorError:
@@ -443,18 +316,6 @@ async def _close(backend: Backend) -> None:
 # --- actions ----------------------------------------------------------------------------------
 
 
-class QueryInput(Input):
-    sql: str = Field(description="One SELECT or WITH statement with `:name` placeholders.")
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="Values for the `:name` placeholders."
-    )
-
-
-class QueryOutput(Output):
-    items: list[dict[str, Any]] = Field(description="One mapping per row, keyed by column.")
-    count: int = Field(description="Number of rows.")
-
-
 class Query(Action[QueryInput, QueryOutput]):
     name = "query"
     description = "Run one read-only SELECT with bound parameters and return the rows."
@@ -468,19 +329,6 @@ class Query(Action[QueryInput, QueryOutput]):
         sql = found.escaped if isinstance(session, AlchemyBackend) else input.sql
         rows = await to_thread(session.query, sql, dict(input.params))
         return QueryOutput(items=rows, count=len(rows))
-
-
-class ExecuteInput(Input):
-    sql: str = Field(description="One statement with `:name` placeholders.")
-    params: dict[str, Any] | list[dict[str, Any]] = Field(
-        default_factory=dict,
-        description="Values for the placeholders, or a list of such mappings to run the "
-        "statement once per mapping (in one transaction).",
-    )
-
-
-class ExecuteOutput(Output):
-    rowcount: int = Field(description="Rows changed, as reported by the driver (-1: unknown).")
 
 
 class Execute(Action[ExecuteInput, ExecuteOutput]):
