@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -227,6 +228,31 @@ async def to_thread(fn: Callable[..., T], /, *args: Any) -> T:
     import asyncio
 
     return await asyncio.to_thread(fn, *args)
+
+
+def parse_time(value: str, what: str) -> datetime:
+    """An ISO 8601 time from an API or a stored cursor (`Z` accepted; no zone means UTC); a
+    VALIDATION error naming `what` when it is not one."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConnectorError(
+            f"{what} {value!r} is not an ISO 8601 time (e.g. 2025-01-31T12:00:00Z)",
+            kind=ErrorKind.VALIDATION,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def newest_time(values: Iterable[str | None], what: str, previous: str | None) -> str | None:
+    """The next cursor of a list read by modification time: the latest of `values` (ISO 8601
+    texts as the API gave them; None skipped), or `previous` when none is later than it."""
+    stamps = [(parse_time(v, what), v) for v in values if v]
+    if not stamps:
+        return previous
+    moment, text = max(stamps)
+    if previous and parse_time(previous, "cursor") >= moment:
+        return previous
+    return text
 
 
 def reveal(value: SecretStr | str) -> str:

@@ -49,6 +49,8 @@ from flowkit.connectors.base import (
     Effect,
     ErrorKind,
     Idempotency,
+    newest_time,
+    parse_time,
 )
 from flowkit.connectors.http_pages import paginate_cursor
 from flowkit.connectors.shopify.models import (
@@ -73,7 +75,6 @@ from flowkit.connectors.shopify.wire import (
     LIST_ORDERS,
     SET_INVENTORY,
     as_gid,
-    parse_time,
 )
 from flowkit.connectors.stock import chunks
 
@@ -127,13 +128,7 @@ class ListOrders(Action[ListOrdersInput, ListOrdersOutput]):
 
 
 def newest(orders: list[ShopifyOrder], previous: str | None) -> str | None:
-    stamps = [(parse_time(o.updated_at, "updatedAt"), o.updated_at) for o in orders if o.updated_at]
-    if not stamps:
-        return previous
-    moment, text = max(stamps)
-    if previous and parse_time(previous, "cursor") >= moment:
-        return previous
-    return text
+    return newest_time((o.updated_at for o in orders), "updatedAt", previous)
 
 
 class GetOrder(Action[GetOrderInput, ShopifyOrder]):

@@ -4,9 +4,6 @@ documents, order and location IDs (numeric or GID), ISO 8601 times, Shopify sear
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-
-from flowkit.connectors.base import ConnectorError, ErrorKind
 
 ORDER_FIELDS = """
       id name email createdAt updatedAt processedAt closedAt cancelledAt
@@ -69,17 +66,6 @@ def as_gid(kind: str, value: str) -> str:
 def legacy_id(gid: str) -> int:
     tail = gid.rsplit("/", 1)[-1]
     return int(tail) if tail.isdigit() else 0
-
-
-def parse_time(value: str, what: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConnectorError(
-            f"{what} {value!r} is not an ISO 8601 time (e.g. 2025-01-31T12:00:00Z)",
-            kind=ErrorKind.VALIDATION,
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def search_value(value: str) -> str:

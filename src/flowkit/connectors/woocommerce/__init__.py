@@ -43,6 +43,8 @@ from flowkit.connectors.base import (
     Effect,
     ErrorKind,
     Idempotency,
+    newest_time,
+    parse_time,
 )
 from flowkit.connectors.stock import chunks
 from flowkit.connectors.woocommerce.models import (
@@ -70,7 +72,6 @@ from flowkit.connectors.woocommerce.wire import (
     BATCH_LIMIT,
     MAX_PER_PAGE,
     MAX_REQUESTS,
-    parse_time,
     total_pages,
     utc,
 )
@@ -135,15 +136,7 @@ class ListOrders(Action[ListOrdersInput, ListOrdersOutput]):
 
 def newest_cursor(orders: list[Order], previous: str | None) -> str | None:
     """The newest modified time read, never older than the previous cursor."""
-    times = [
-        (parse_time(o.modified_at, "modified_at"), o.modified_at) for o in orders if o.modified_at
-    ]
-    if not times:
-        return previous
-    newest, text = max(times)
-    if previous and parse_time(previous, "cursor") >= newest:
-        return previous
-    return text
+    return newest_time((o.modified_at for o in orders), "modified_at", previous)
 
 
 class GetOrder(Action[GetOrderInput, Order]):

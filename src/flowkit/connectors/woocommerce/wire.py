@@ -4,7 +4,6 @@ only named in annotations, so `flowkit validate` imports this module without it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from flowkit.connectors.base import ConnectorError, ErrorKind
@@ -29,17 +28,6 @@ def utc(value: Any) -> str | None:
         return None
     text = str(value)
     return text if text.endswith("Z") or "+" in text[10:] else f"{text}Z"
-
-
-def parse_time(value: str, what: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConnectorError(
-            f"{what} {value!r} is not an ISO 8601 time (e.g. 2025-01-31T12:00:00Z)",
-            kind=ErrorKind.VALIDATION,
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def wp_error_message(response: httpx.Response) -> str:
