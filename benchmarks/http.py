@@ -19,7 +19,9 @@ given in the query string. Each client sends `--requests` POSTs from `--concurre
 
 With latency L the floor is requests * L / concurrency. Targets: flowkit <= 1.3x the floor
 with 50 ms latency, <= 3x the raw client with no latency. Each timing is the best of
-`--repeat` runs after a warm-up round.
+`--repeat` runs after a warm-up round. Without latency the recipe's ratio to the raw client is
+also printed round by round (the two run seconds apart, so a change in this machine's speed
+between rounds cancels out) with its median.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import json
 import platform
 import shlex
 import socket
+import statistics
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -253,21 +256,39 @@ def raw_runner(port: int) -> Runner:
     return run
 
 
+ROUNDS: dict[float, list[dict[str, float]]] = {}  # latency -> wall time of each runner per round
+
+
 def measure(
     runners: dict[str, Runner], total: int, concurrency: int, latency: float, repeat: int
 ) -> dict[str, tuple[float, float]]:
     """Best wall time and best client CPU time of each runner. Runs are interleaved so that
-    load from other processes on the machine hits every client alike."""
+    load from other processes on the machine hits every client alike; each round's wall
+    times are kept in ROUNDS for the paired ratios."""
     for runner in runners.values():
         asyncio.run(runner(concurrency, concurrency, latency))  # warm-up: imports, connects
     best = {name: (float("inf"), float("inf")) for name in runners}
+    rounds = ROUNDS.setdefault(latency, [])
     for _ in range(repeat):
+        walls: dict[str, float] = {}
         for name, runner in runners.items():
             started, cpu = time.perf_counter(), time.process_time()
             asyncio.run(runner(total, concurrency, latency))
             wall, used = time.perf_counter() - started, time.process_time() - cpu
             best[name] = (min(best[name][0], wall), min(best[name][1], used))
+            walls[name] = wall
+        rounds.append(walls)
     return best
+
+
+def paired(latency: float, name: str, base: str) -> str:
+    """`name`'s time over `base`'s in each round (runs seconds apart, so a change in the
+    machine's speed between rounds cancels out), and their median."""
+    ratios = [r[name] / r[base] for r in ROUNDS.get(latency, []) if name in r and base in r]
+    if not ratios:
+        return ""
+    shown = " ".join(f"{x:.2f}" for x in ratios)
+    return f"per round {shown}, median {statistics.median(ratios):.2f}"
 
 
 # report ------------------------------------------------------------------------------------------
@@ -341,6 +362,7 @@ def main() -> None:
         print(f"  aiohttp {aio_lat:.3f} s  = {aio_lat / floor:.2f}x floor (reference)")
         print("with no latency:")
         print(f"  recipe  {recipe_zero:.3f} s  = {recipe_zero / raw_zero:.2f}x raw (target <= 3x)")
+        print(f"          recipe/raw {paired(0.0, 'recipe', 'raw')}")
         print(
             f"  flowkit {flowkit_zero:.3f} s  = {flowkit_zero / raw_zero:.2f}x raw (target <= 3x); "
             + cpu("flowkit")
