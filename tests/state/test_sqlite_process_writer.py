@@ -111,6 +111,42 @@ async def test_errors_come_back_as_the_same_one_line_state_errors(db_path: Path)
         assert await store.kv_get("ns", "k") == "still writes"
 
 
+async def test_auto_starts_the_process_when_a_run_admits_many_new_items(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLOWKIT_STATE_WRITER", raising=False)
+    monkeypatch.setattr(sqlite_module, "PROCESS_AT_ADMISSION", 5)
+    async with SqliteStateStore(db_path) as store:
+        await store.start_run("run-1", "rec", "h", 1.0)
+        few = [(f"a{n}", {"n": n}) for n in range(4)]
+        await store.admit_new_items("rec", few, None, 1.0)
+        await store.wait_writer()
+        assert store.writer_in_use == "thread"  # four new items: a short run
+        again = [*few, ("b0", {}), ("b1", {})]  # two new, four known: still too few
+        assert len(await store.admit_new_items("rec", again, None, 1.0)) == 2
+        await store.wait_writer()
+        assert store.writer_in_use == "thread"
+        many = [(f"c{n}", {"n": n}) for n in range(5)]
+        await store.admit_new_items("rec", many, "c4", 1.0)
+        await store.wait_writer()
+        assert store.writer_in_use == "process"
+        await store.journal("run-1", [StepWrite("rec", "c4", "s", StepStatus.OK, 2.0)], [])
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM items").fetchone() == (11,)
+        assert conn.execute("SELECT status FROM steps").fetchall() == [("ok",)]
+
+
+async def test_forced_thread_never_starts_the_process(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "PROCESS_AT_ADMISSION", 2)
+    async with SqliteStateStore(db_path, writer="thread") as store:
+        await store.start_run("run-1", "rec", "h", 1.0)
+        await store.admit_new_items("rec", [(f"k{n}", {}) for n in range(3)], None, 1.0)
+        await store.wait_writer()
+        assert store.writer_in_use == "thread"
+
+
 async def test_auto_hands_over_in_order_after_enough_step_changes(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
