@@ -202,18 +202,3 @@ def test_busy_port_fails_before_anything_starts() -> None:
 def test_env_needs_a_started_sandbox() -> None:
     with pytest.raises(RuntimeError, match="start"):
         Sandbox().env()
-
-
-def test_missing_optional_modules_are_left_out(
-    monkeypatch: pytest.MonkeyPatch, http: httpx.Client
-) -> None:
-    real = runner._optional
-    monkeypatch.setattr(
-        runner, "_optional", lambda module, name: None if module != "slack" else real(module, name)
-    )
-    with Sandbox(seed=1) as sandbox:
-        env = sandbox.env()
-        assert not any(name.startswith(("QBO_", "WOO_", "SHOPIFY_")) for name in env)
-        assert "invoices_created" not in sandbox.summary()
-        assert "/invoices" not in http.get(env["FLOWKIT_SANDBOX_URL"]).json()["views"]
-    assert runner._optional("no_such_module", "X") is None

@@ -213,7 +213,7 @@ def _report(
     qbo = sandbox.quickbooks
     invoices = [
         inv
-        for inv in (qbo.created_invoices if qbo is not None else [])
+        for inv in qbo.created_invoices
         if any(charge in str(inv.get("PrivateNote", "")) for charge in ids)
     ]
     emails = sandbox.mail.unique()

@@ -42,7 +42,6 @@ The environment variables `env()` returns (the one table; recipes and docs use t
 
 from __future__ import annotations
 
-import importlib
 import json
 import socket
 from collections.abc import Callable
@@ -51,9 +50,12 @@ from typing import Any
 from aiohttp import web
 
 from flowkit.sandbox.mail import MailCatcher
+from flowkit.sandbox.quickbooks import QuickBooksSandbox
 from flowkit.sandbox.server import ServerHandle, serve_in_thread
+from flowkit.sandbox.shopify import ShopifyServer
 from flowkit.sandbox.slack import DEFAULT_HOOK, SlackSandbox
 from flowkit.sandbox.stripe import StripeSandbox
+from flowkit.sandbox.woocommerce import WooCommerceServer
 
 __all__ = ["SERVICES", "Sandbox"]
 
@@ -62,14 +64,6 @@ SMTP_USERNAME = "sandbox"
 SMTP_PASSWORD = "sandbox-password"
 MAIL_FROM = "shop@example.com"
 MAIL_FROM_NAME = "Sandbox Shop"
-
-
-def _optional(module: str, name: str) -> Any | None:
-    """A class from a sandbox module that may not exist yet (being written in parallel)."""
-    try:
-        return getattr(importlib.import_module(f"flowkit.sandbox.{module}"), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 class Sandbox:
@@ -83,12 +77,9 @@ class Sandbox:
         self.mail = MailCatcher(
             port=self._port("smtp"), username=SMTP_USERNAME, password=SMTP_PASSWORD
         )
-        qbo_cls = _optional("quickbooks", "QuickBooksSandbox")
-        woo_cls = _optional("woocommerce", "WooCommerceServer")
-        shop_cls = _optional("shopify", "ShopifyServer")
-        self.quickbooks: Any | None = qbo_cls() if qbo_cls else None
-        self.woocommerce: Any | None = woo_cls() if woo_cls else None
-        self.shopify: Any | None = shop_cls() if shop_cls else None
+        self.quickbooks = QuickBooksSandbox()
+        self.woocommerce = WooCommerceServer()
+        self.shopify = ShopifyServer()
         self.urls: dict[str, str] = {}
         self._handles: list[ServerHandle] = []
         self._started = False
@@ -103,17 +94,16 @@ class Sandbox:
             return self
         self._check_ports()
         self._seed()
-        apps: list[tuple[str, web.Application | None]] = [
+        apps: list[tuple[str, web.Application]] = [
             ("stripe", self.stripe.app),
-            ("quickbooks", self.quickbooks.app if self.quickbooks else None),
-            ("woocommerce", self.woocommerce.app if self.woocommerce else None),
-            ("shopify", self.shopify.app if self.shopify else None),
+            ("quickbooks", self.quickbooks.app),
+            ("woocommerce", self.woocommerce.app),
+            ("shopify", self.shopify.app),
             ("slack", self.slack.app),
         ]
         try:
             for name, app in apps:
-                if app is not None:
-                    self._serve(name, app)
+                self._serve(name, app)
             self.mail.start()
             self.urls["smtp"] = f"smtp://{self.mail.host}:{self.mail.port}"
             self._serve("control", self._control_app())
@@ -146,12 +136,9 @@ class Sandbox:
     def _seed(self) -> None:
         n, rng = self.seed_count, self.rng_seed
         self.stripe.seed(n)
-        if self.quickbooks is not None:
-            self.quickbooks.seed(n)
-        if self.woocommerce is not None:
-            self.woocommerce.seed(n, rng)
-        if self.shopify is not None:
-            self.shopify.seed(n, rng)
+        self.quickbooks.seed(n)
+        self.woocommerce.seed(n, rng)
+        self.shopify.seed(n, rng)
 
     def stop(self) -> None:
         """Stop every server (safe to call twice)."""
@@ -177,28 +164,25 @@ class Sandbox:
             "FLOWKIT_STRIPE_URL": self.urls["stripe"],
             "STRIPE_API_KEY": self.stripe.api_key,
         }
-        if self.quickbooks is not None:
-            qbo = self.quickbooks
-            env |= {
-                "QBO_BASE_URL": self.urls["quickbooks"],
-                "QBO_TOKEN_URL": self.urls["quickbooks"] + "/oauth2/v1/tokens/bearer",
-                "QBO_REALM_ID": str(qbo.realm_id),
-                "QBO_CLIENT_ID": str(qbo.client_id),
-                "QBO_CLIENT_SECRET": str(qbo.client_secret),
-                "QBO_REFRESH_TOKEN": str(qbo.current_refresh_token),
-            }
-        if self.woocommerce is not None:
-            env |= {
-                "WOO_URL": self.urls["woocommerce"],
-                "WOO_CONSUMER_KEY": str(self.woocommerce.consumer_key),
-                "WOO_CONSUMER_SECRET": str(self.woocommerce.consumer_secret),
-            }
-        if self.shopify is not None:
-            env |= {
-                "SHOPIFY_URL": self.urls["shopify"],
-                "SHOPIFY_ACCESS_TOKEN": str(self.shopify.access_token),
-                "SHOPIFY_LOCATION_ID": str(self.shopify.default_location),
-            }
+        qbo = self.quickbooks
+        env |= {
+            "QBO_BASE_URL": self.urls["quickbooks"],
+            "QBO_TOKEN_URL": self.urls["quickbooks"] + "/oauth2/v1/tokens/bearer",
+            "QBO_REALM_ID": str(qbo.realm_id),
+            "QBO_CLIENT_ID": str(qbo.client_id),
+            "QBO_CLIENT_SECRET": str(qbo.client_secret),
+            "QBO_REFRESH_TOKEN": str(qbo.current_refresh_token),
+        }
+        env |= {
+            "WOO_URL": self.urls["woocommerce"],
+            "WOO_CONSUMER_KEY": str(self.woocommerce.consumer_key),
+            "WOO_CONSUMER_SECRET": str(self.woocommerce.consumer_secret),
+        }
+        env |= {
+            "SHOPIFY_URL": self.urls["shopify"],
+            "SHOPIFY_ACCESS_TOKEN": str(self.shopify.access_token),
+            "SHOPIFY_LOCATION_ID": str(self.shopify.default_location),
+        }
         env |= {
             "SLACK_WEBHOOK_URL": self.slack.url(self.urls["slack"], DEFAULT_HOOK),
             "SMTP_HOST": self.mail.host,
@@ -220,16 +204,12 @@ class Sandbox:
             "stripe_writes": len(self.stripe.ledger),
             "slack_messages": len(self.slack.messages),
         }
-        if self.quickbooks is not None:
-            out["invoices_created"] = len(self.quickbooks.created_invoices)
-            out["invoices_sent"] = len(self.quickbooks.sent)
-        stock: dict[str, int] = {}
-        if self.woocommerce is not None:
-            stock["woocommerce"] = _woo_stock_writes(self.woocommerce)
-        if self.shopify is not None:
-            stock["shopify"] = _shopify_stock_writes(self.shopify)
-        if stock:
-            out["stock_updates"] = stock
+        out["invoices_created"] = len(self.quickbooks.created_invoices)
+        out["invoices_sent"] = len(self.quickbooks.sent)
+        out["stock_updates"] = {
+            "woocommerce": _woo_stock_writes(self.woocommerce),
+            "shopify": _shopify_stock_writes(self.shopify),
+        }
         return out
 
     # ------------------------------------------------------------------ control page
@@ -243,14 +223,12 @@ class Sandbox:
             ),
             "/stripe/ledger": lambda: [vars(e) for e in self.stripe.ledger],
         }
-        if self.quickbooks is not None:
-            qbo = self.quickbooks
-            views["/invoices"] = lambda: {
-                "created": qbo.created_invoices,
-                "sent": [vars(s) for s in qbo.sent],
-            }
-        if self.woocommerce is not None or self.shopify is not None:
-            views["/stock"] = self._stock_view
+        qbo = self.quickbooks
+        views["/invoices"] = lambda: {
+            "created": qbo.created_invoices,
+            "sent": [vars(s) for s in qbo.sent],
+        }
+        views["/stock"] = self._stock_view
 
         async def index(_request: web.Request) -> web.Response:
             base = self.urls["control"]
@@ -277,18 +255,16 @@ class Sandbox:
         return app
 
     def _stock_view(self) -> dict[str, Any]:
-        view: dict[str, Any] = {}
-        if self.woocommerce is not None:
-            view["woocommerce"] = {
+        return {
+            "woocommerce": {
                 str(p.get("sku")): p.get("stock_quantity")
                 for p in self.woocommerce.products.values()
-            }
-        if self.shopify is not None:
-            view["shopify"] = {
+            },
+            "shopify": {
                 str(v.get("sku")): self.shopify.available(str(v.get("sku")))
                 for v in self.shopify.variants.values()
-            }
-        return view
+            },
+        }
 
 
 def _woo_stock_writes(woo: Any) -> int:
