@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from flowkit.sandbox.times import parse_iso
 
 FULFILLMENT_FILTERS = {
     "shipped": {"FULFILLED"},
@@ -19,14 +21,6 @@ FULFILLMENT_FILTERS = {
 }
 TERM = re.compile(r"""(\w+):(>=|<=|>|<)?('[^']*'|"[^"]*"|\S+)""")
 TIME_FIELDS = {"updated_at": "updatedAt", "created_at": "createdAt", "processed_at": "processedAt"}
-
-
-def parse_iso(raw: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def matches_order(order: dict[str, Any], search: str) -> bool:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flowkit.sandbox.shopify.wire import gid, iso
-
-BASE_TIME = datetime(2025, 1, 1, 9, 0, 0, tzinfo=UTC)
+from flowkit.sandbox.times import BASE_TIME
 
 
 class _Shop:

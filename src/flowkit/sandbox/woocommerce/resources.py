@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from flowkit.sandbox.faults import Faults
+from flowkit.sandbox.times import parse_iso
 from flowkit.sandbox.woocommerce.shop import _Shop
 from flowkit.sandbox.woocommerce.wire import (
     BATCH_LIMIT,
@@ -21,7 +22,6 @@ from flowkit.sandbox.woocommerce.wire import (
     int_param,
     item_error,
     list_param,
-    parse_time,
     wc_time,
     wp_error,
 )
@@ -76,7 +76,7 @@ class _Resources(_Shop):
             ("modified_before", "date_modified_gmt", False),
         ):
             if name in query:
-                bound = parse_time(query[name])
+                bound = parse_iso(query[name])
                 if bound is None:
                     raise InvalidParam(name, "Invalid date.")
                 orders = [o for o in orders if compare(o[column], bound, after)]

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from flowkit.sandbox.times import BASE_TIME
 from flowkit.sandbox.woocommerce.wire import BASE, Received, wc_time
 
 FIRST_NAMES = ("Ada", "Ben", "Chloé", "Dev", "Emil", "Fatima", "Gus", "Hana", "Ivo", "Jo")
 LAST_NAMES = ("Nakamura", "Okafor", "Petrov", "Quinn", "Rossi", "Silva", "Tanaka", "Ueda")
-BASE_TIME = datetime(2025, 1, 1, 9, 0, 0, tzinfo=UTC)
 
 
 class _Shop:

@@ -53,14 +53,6 @@ def wc_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def parse_time(raw: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def list_param(query: MultiMapping[str], name: str) -> list[str]:
     """WordPress array params: `name=a,b`, `name[]=a&name[]=b` or repeated `name`."""
     values = [*query.getall(name, []), *query.getall(f"{name}[]", [])]
