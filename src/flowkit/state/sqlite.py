@@ -315,16 +315,7 @@ class SqliteStateStore(StorePlumbing):
                           error, error_kind, idempotency_key, fingerprint)  # fmt: skip
         (step,), attempt_rows, _items = ops.journal_rows(run_id, [write], [])
         attempt = attempt_rows[0] if attempt_rows else None  # an intent has none
-        writer = self._writer
-        if writer is None:
-            raise self._not_open()
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        try:
-            writer.submit(Op(None, fut, loop, (step, attempt)))
-        except StateError as exc:
-            raise (self._not_open() if self._closed else exc) from None
-        await fut
+        await self._write(None, (step, attempt))
 
     async def journal(
         self, run_id: str, steps: Sequence[StepWrite], items: Sequence[ItemWrite]
@@ -362,10 +353,7 @@ class SqliteStateStore(StorePlumbing):
             )
         else:
             fn = functools.partial(ops.w_journal, *ops.journal_rows(run_id, steps, items))
-        try:
-            writer.submit(Op(fn, done, done.get_loop()))
-        except StateError as exc:
-            raise (self._not_open() if self._closed else exc) from None
+        self._submit(Op(fn, done, done.get_loop()))
 
     def _move_writer_to_process(self) -> None:
         """An `auto` store's run proved long: start the writer process, unless one has taken

@@ -253,6 +253,13 @@ def w_journal_writes(
     w_journal(*journal_rows(run_id, writes, [ItemWrite._make(t) for t in items]), c)
 
 
+# An item's status change; parameters as `journal_rows` builds its item rows.
+SET_ITEM = (
+    "UPDATE items SET status = ?, wake_at = ?, error = ?, updated_at = ?,"
+    " failures = failures + ? WHERE recipe = ? AND item_key = ?"
+)
+
+
 def w_journal(
     step_rows: list[tuple[Any, ...]],
     attempt_rows: list[tuple[Any, ...]],
@@ -269,11 +276,7 @@ def w_journal(
             "cannot journal steps: an item was never admitted or the run was never started"
         ) from None
     if item_rows:
-        c.executemany(
-            "UPDATE items SET status = ?, wake_at = ?, error = ?, updated_at = ?,"
-            " failures = failures + ? WHERE recipe = ? AND item_key = ?",
-            item_rows,
-        )
+        c.executemany(SET_ITEM, item_rows)
 
 
 def w_start_run(rid: str, recipe: str, rhash: str, now: float, c: sqlite3.Connection) -> None:
@@ -353,11 +356,7 @@ def w_admit_new(
 
 
 def w_set_item(params: tuple[Any, ...], c: sqlite3.Connection) -> int:
-    sql = (
-        "UPDATE items SET status = ?, wake_at = ?, error = ?, updated_at = ?,"
-        " failures = failures + ? WHERE recipe = ? AND item_key = ?"
-    )
-    return c.execute(sql, params).rowcount
+    return c.execute(SET_ITEM, params).rowcount
 
 
 def w_retry(recipe: str, keys: Sequence[str] | None, now: float, c: sqlite3.Connection) -> int:

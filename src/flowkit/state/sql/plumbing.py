@@ -146,16 +146,23 @@ class StorePlumbing:
         state = "closed" if self._closed else "not open"
         return StateError(f"the state store {self.path} is {state}")
 
-    async def _write(self, fn: WriteFn | None, rows: Any = None) -> Any:
+    def _submit(self, op: Op) -> None:
+        """Queue `op` on the writer in use; the one-line StateError when the store is not open
+        (or the writer stopped)."""
         writer = self._writer
         if writer is None:
             raise self._not_open()
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
         try:
-            writer.submit(Op(fn, fut, loop, rows))
+            writer.submit(op)
         except StateError as exc:
             raise (self._not_open() if self._closed else exc) from None
+
+    async def _write(self, fn: WriteFn | None, rows: Any = None) -> Any:
+        """Run `fn` (or write a put_step's `rows`) in the writer's next transaction; its result
+        once committed."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._submit(Op(fn, fut, loop, rows))
         return await fut
 
     def _read_call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
