@@ -124,11 +124,8 @@ class ListOrders(Action[ListOrdersInput, ListOrdersOutput]):
             order = ShopifyOrder.from_api(node)
             seen[order.id] = order  # an order updated while paging comes again: keep the newest
         orders = sorted(seen.values(), key=lambda o: (o.updated_at or "", o.legacy_id))
-        return ListOrdersOutput(items=orders, cursor=newest(orders, input.cursor))
-
-
-def newest(orders: list[ShopifyOrder], previous: str | None) -> str | None:
-    return newest_time((o.updated_at for o in orders), "updatedAt", previous)
+        cursor = newest_time((o.updated_at for o in orders), "updatedAt", input.cursor)
+        return ListOrdersOutput(items=orders, cursor=cursor)
 
 
 class GetOrder(Action[GetOrderInput, ShopifyOrder]):

@@ -131,12 +131,9 @@ class ListOrders(Action[ListOrdersInput, ListOrdersOutput]):
             (Order.from_api(raw) for raw in seen.values()),
             key=lambda o: (o.modified_at or "", o.id),
         )
-        return ListOrdersOutput(items=orders, cursor=newest_cursor(orders, input.cursor))
-
-
-def newest_cursor(orders: list[Order], previous: str | None) -> str | None:
-    """The newest modified time read, never older than the previous cursor."""
-    return newest_time((o.modified_at for o in orders), "modified_at", previous)
+        # the newest modified time read, never older than the previous cursor
+        cursor = newest_time((o.modified_at for o in orders), "modified_at", input.cursor)
+        return ListOrdersOutput(items=orders, cursor=cursor)
 
 
 class GetOrder(Action[GetOrderInput, Order]):
