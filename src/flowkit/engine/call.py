@@ -104,12 +104,17 @@ class ItemCalls:
         )
 
     # journal ----------------------------------------------------------------------------
-    async def settle(self) -> None:
+    async def settle(self, sends: tuple[Send, ...] | list[Send] = ()) -> None:
         """Wait until every journal change this item queued so far is durable.
 
         Several steps of an item may settle at once: each waits for all queued changes
         (shared `Batch` futures, which a cancelled waiter cannot cancel), not only for those
         no other step awaits. The first failed batch's error is raised.
+
+        `sends` are the writes this settle clears for sending (their dependencies' outcomes
+        and their own intents): if the run stops (cancelled) while they wait, they are
+        withdrawn (`withdraw`). One coroutine for both, not a wrapper: every suspension of an
+        item resumes through each coroutine between its task and the future it awaits.
         """
         pending = self.pending
         for future in pending:  # other steps of this item may append while this one waits
@@ -117,6 +122,7 @@ class ItemCalls:
                 try:
                     await future
                 except asyncio.CancelledError:
+                    self.withdraw(sends)
                     raise
                 except BaseException:  # raised below, in queue order
                     pass
@@ -178,23 +184,29 @@ class ItemCalls:
     async def call(
         self, step: Step, step_key: str, ctx: Mapping[str, Any], record: StepRecord | None
     ) -> Outcome:
-        prepared = await self.prepare(step, step_key, ctx, record)
+        plan = self.scope.plans.get(id(step)) or await self.plan(step)
+        prepared = self.prepare(step, plan, step_key, ctx, record)
         if type(prepared) is Outcome:
             return prepared
         assert isinstance(prepared, Send)
         if prepared.settles and self.pending:
-            await self.settle_before((prepared,))
+            await self.settle((prepared,))
         return await self.send(prepared)
 
-    async def prepare(
-        self, step: Step, step_key: str, ctx: Mapping[str, Any], record: StepRecord | None
+    def prepare(
+        self,
+        step: Step,
+        plan: StepPlan,
+        step_key: str,
+        ctx: Mapping[str, Any],
+        record: StepRecord | None,
     ) -> Outcome | Send:
         """Everything before sending: render and validate the input, derive the key, and
-        queue the intent of a write. An Outcome when there is nothing to send."""
+        queue the intent of a write. An Outcome when there is nothing to send.
+
+        Synchronous: the one thing to wait for, binding the step's connection (`plan`), is
+        done by the caller on the step's first call only."""
         scope = self.scope
-        plan = scope.plans.get(id(step))
-        if plan is None:
-            plan = await self.plan(step)
         action = plan.bound.action
         if record is not None and record.status in DONE:
             # An output stored masked (it held a secret) is read again when that is safe (a
@@ -265,19 +277,11 @@ class ItemCalls:
             self.put(step_key, STARTED, idempotency_key=key, fingerprint=fp)
         return Send(step, step_key, plan, data, call, fp, False, is_write)
 
-    async def settle_before(self, sends: tuple[Send, ...] | list[Send]) -> None:
-        """Settle before sending: a write goes out only once the outcomes it depends on and
-        its own intent are durable."""
-        try:
-            await self.settle()
-        except asyncio.CancelledError:
-            self.withdraw(sends)
-            raise
-
     def withdraw(self, sends: tuple[Send, ...] | list[Send]) -> None:
         """Journal writes whose intents were queued as not sent: the run is stopping (Ctrl-C,
         SIGTERM) before sending them. Otherwise the next run would find only the intent and
-        report a write without idempotency "unknown"; a failed step runs again."""
+        report a write without idempotency "unknown"; a failed step runs again. A write is
+        sent only once the outcomes it depends on and its own intent are durable (`settle`)."""
         for send in sends:
             if send.settles and send.plan.intent:
                 self.put(
@@ -298,7 +302,7 @@ class ItemCalls:
         action = bound.action
         is_write = plan.is_write
         key, fp = call.idempotency_key, send.fingerprint
-        if is_write and not scope.dry_run:
+        if crashpoints.active and is_write and not scope.dry_run:
             crashpoints.reached("before_send")
         policy = plan.policy
         started = scope.clock.now()
@@ -336,7 +340,8 @@ class ItemCalls:
                 self.put(step_key, outcome, key if is_write else None, fp)
             self.emit("step", step=step_key, status=status.value, message=message)
             return outcome
-        crashpoints.reached("after_send")
+        if crashpoints.active:
+            crashpoints.reached("after_send")
         outcome = Outcome(StepStatus.OK, to_plain(output), attempts=attempts)
         if not scope.dry_run:
             self.put(step_key, outcome, key if is_write else None, fp)

@@ -40,7 +40,8 @@ class ItemRun(ItemCalls):
             self.journal = self._prefetched
         else:
             self.journal = await scope.store.get_steps(scope.recipe.name, self.key)
-        self.emit("item_started")
+        if scope.listener is not ignore:
+            self.emit("item_started")
         done: set[str] = set()
         blocked = False
         # While every step completes, the ready sets are the run's precomputed waves; from the
@@ -65,7 +66,7 @@ class ItemRun(ItemCalls):
         ones to `done`; True when one failed in a way that stops the item."""
         if len(steps) == 1:
             outcomes = [await self.run_step(steps[0])]
-        elif any(step.for_each is not None for step in steps):
+        elif self.scope.fan_out and any(step.for_each is not None for step in steps):
             # a fan-out settles per element: each step in its own task (the first in this one)
             others = [asyncio.ensure_future(self.run_step(step)) for step in steps[1:]]
             try:
@@ -111,7 +112,7 @@ class ItemRun(ItemCalls):
         if not sends:
             return prepared  # type: ignore[return-value]
         if self.pending and any(s.settles for s in sends):
-            await self.settle_before(sends)
+            await self.settle(sends)
         sent: list[Outcome] = []
         others: list[asyncio.Task[Outcome]] = []
         try:
@@ -131,7 +132,7 @@ class ItemRun(ItemCalls):
             for task in others:
                 task.cancel()  # a task cancelled before its first step never starts
             # The run is stopping (or a step crashed): the writes that were never started
-            # were not sent, and their intents are durable; say so, as `settle_before` does.
+            # were not sent, and their intents are durable; say so, as `settle` does.
             self.withdraw([s for s in sends if not s.started])
             raise
         results = iter(sent)
@@ -201,7 +202,7 @@ class ItemRun(ItemCalls):
             return prepared
         assert isinstance(prepared, Send)
         if prepared.settles and self.pending:
-            await self.settle_before((prepared,))
+            await self.settle((prepared,))
         return await self.send_step(prepared)
 
     async def prepare_step(self, step: Step) -> Outcome | Send:
@@ -231,10 +232,11 @@ class ItemRun(ItemCalls):
                 self.emit("step", step=step.id, status="skipped", message="condition is false")
                 return outcome
             if step.wait is not None:
-                return await self.wait_step(step, record)
+                return self.wait_step(step, record)
             if step.for_each is not None:
                 return await self.fan_out(step)
-            return await self.prepare(step, step.id, self.context(), record)
+            plan = self.scope.plans.get(id(step)) or await self.plan(step)
+            return self.prepare(step, plan, step.id, self.context(), record)
         except (StepError, ExpressionError, PluginError) as exc:
             return self.step_failed(step.id, exc)
 
@@ -257,7 +259,7 @@ class ItemRun(ItemCalls):
             value = compile_template(value).render(self.context())
         return bool(value)
 
-    async def wait_step(self, step: Step, record: StepRecord | None) -> Outcome:
+    def wait_step(self, step: Step, record: StepRecord | None) -> Outcome:
         scope = self.scope
         now = scope.clock.now()
         assert step.wait is not None

@@ -19,7 +19,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,8 +310,10 @@ class RecipeRun:
             if record.key in new:
                 journals[record.key] = {}
 
-        async def work(record: ItemRecord) -> ItemResult:
-            return await ItemRun(scope, record, journals.pop(record.key, None)).run()
+        def work(record: ItemRecord) -> Coroutine[Any, Any, ItemResult]:
+            # the item's coroutine itself, not one that awaits it: every time the item
+            # resumes, it passes through one frame fewer
+            return ItemRun(scope, record, journals.pop(record.key, None)).run()
 
         assert scope.journal is not None
         scope.journal.flush_at = flush_size(concurrency)

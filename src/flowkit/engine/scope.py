@@ -54,9 +54,11 @@ class RunScope:
 
     # the waves an item runs in while every step completes (see `ItemRun.run`)
     waves: list[tuple[Step, ...]] = field(default_factory=list)
+    fan_out: bool = False  # some step has `for_each` (a wave with one runs it apart)
 
     def __post_init__(self) -> None:
         self.by_id = {step.id: step for step in self.recipe.steps}
+        self.fan_out = any(step.for_each is not None for step in self.recipe.steps)
         if self.journal is None:
             self.journal = Journal(self.store, self.run_id)
         self.waves = [tuple(self.by_id[s] for s in wave) for wave in _waves(self.graph)]
