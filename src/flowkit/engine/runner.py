@@ -386,8 +386,10 @@ class RecipeRun:
             key_tpl = compile_template(trigger.key)
             pairs: list[tuple[str, Any]] = []
             seen: set[str] = set()
+            kctx = dict(octx)  # one context for every item's key, not a copy per item
             for index, item in enumerate(items):
-                key = key_tpl.render({**octx, "item": item})
+                kctx["item"] = item
+                key = key_tpl.render(kctx)
                 if key is None or key == "" or isinstance(key, dict | list | bool):
                     raise FlowkitError(
                         f"trigger key gave {key!r} for item {index}; a key must be text or a number"
