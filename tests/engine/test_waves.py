@@ -22,8 +22,11 @@ from flowkit.connectors.base import (
     Output,
 )
 from flowkit.connectors.registry import Registry
+from flowkit.engine.runner import RunOptions, run_recipe
 from flowkit.errors import ExitCode
+from flowkit.recipe.loader import load_recipe
 from flowkit.state.base import StepStatus
+from flowkit.state.sqlite import SqliteStateStore
 
 from .conftest import Harness
 
@@ -142,3 +145,106 @@ async def test_a_timeout_in_a_wave_ends_only_its_own_step(harness: Harness) -> N
         assert steps["after"].status is StepStatus.OK
     finally:
         await store.close()
+
+
+class CountingStore(SqliteStateStore):
+    """The real store, counting the journal batches that became durable: the count goes up
+    before anything awaiting the batch resumes."""
+
+    settled = 0
+
+    def send_journal(self, run_id: str, steps: Any, items: Any, done: Any) -> None:
+        durable = asyncio.get_running_loop().create_future()
+
+        def count(future: asyncio.Future[None]) -> None:
+            self.settled += 1
+            if future.exception() is not None:
+                done.set_exception(future.exception())
+            else:
+                done.set_result(None)
+
+        durable.add_done_callback(count)
+        super().send_journal(run_id, steps, items, durable)
+
+
+class Seen(Output):
+    settled: int
+    outcome: str | None = None
+
+
+class PeekInput(Input):
+    step: str = Field("", description="A step of this item to look up in the store.")
+
+
+class Peek(Action[PeekInput, Seen]):
+    """Reports how many journal batches were durable when it was called, and the stored
+    status of a step of the same item (what a later run would find)."""
+
+    effect = Effect.READ
+    Input = PeekInput
+    Output = Seen
+
+    def __init__(self, name: str, effect: Effect, store: CountingStore) -> None:
+        self.name = name
+        self.effect = effect
+        self.idempotency = Idempotency.HEADER
+        self.store = store
+
+    async def run(self, session: Any, input: PeekInput, call: CallContext) -> Seen:
+        settled = self.store.settled
+        outcome = None
+        if input.step:
+            steps = await self.store.get_steps(call.recipe, call.item_key)
+            outcome = steps[input.step].status.value if input.step in steps else None
+        return Seen(settled=settled, outcome=outcome)
+
+
+async def test_a_read_beside_a_write_does_not_wait_for_the_commit(harness: Harness) -> None:
+    # `look` (a read) and `save` (a write) are ready together. The write waits for its
+    # intent's commit; the read goes out at once. `later`, a write that needs the read,
+    # goes out only once the read's outcome is durable.
+    store = CountingStore(harness.state)
+    registry = Registry(
+        extra={
+            "probe": Connector(
+                "probe",
+                actions=[
+                    Peek("look", Effect.READ, store),
+                    Peek("write", Effect.WRITE, store),
+                ],
+            )
+        }
+    )
+    path = harness.recipe(
+        """\
+        flowkit: 1
+        name: mixed
+        steps:
+          - id: look
+            use: probe.look
+          - id: save
+            use: probe.write
+          - id: later
+            use: probe.write
+            needs: [look]
+            with: {step: look}
+        """
+    )
+    loaded = load_recipe(path, registry=registry)
+    await store.open()
+    try:
+        summary = await run_recipe(
+            loaded, store, RunOptions(clock=harness.clock, seed=1, registry=registry)
+        )
+        assert summary.exit_code is ExitCode.OK, summary.errors
+        steps = await store.get_steps("mixed", next(iter(await _keys(store))))
+    finally:
+        await store.close()
+    assert steps["look"].output["settled"] == 0  # sent before the write's intent committed
+    assert steps["save"].output["settled"] >= 1  # the write went out after its intent's commit
+    assert steps["later"].output["outcome"] == "ok"  # the read's outcome was durable first
+    assert steps["later"].output["settled"] >= 2
+
+
+async def _keys(store: SqliteStateStore) -> list[str]:
+    return [item.key for item in await store.list_items("mixed")]

@@ -104,6 +104,10 @@ class ItemRun(ItemCalls):
         waiting (a call that needs no I/O); the first one that waits goes on in this task,
         and the rest start in tasks of their own, so calls that wait still overlap. (A task
         per send cost about 8 us per item; Python 3.12's eager tasks do the same.)
+
+        A send that needs no settle (a read) does not wait for the writes' commit: when the
+        wave has writes to settle, its reads start in tasks of their own first, and the
+        commit happens while they are on their way.
         """
         prepared: list[Outcome | Send] = []
         for step in steps:
@@ -111,8 +115,20 @@ class ItemRun(ItemCalls):
         sends = [p for p in prepared if type(p) is Send]
         if not sends:
             return prepared  # type: ignore[return-value]
+        reads: list[Send] = []
+        early: list[asyncio.Task[Outcome]] = []
         if self.pending and any(s.settles for s in sends):
-            await self.settle(sends)
+            reads = [s for s in sends if not s.settles]
+            if reads:
+                sends = [s for s in sends if s.settles]
+                loop = asyncio.get_running_loop()
+                early = [loop.create_task(self.send_step(s)) for s in reads]
+            try:
+                await self.settle(sends)
+            except BaseException:
+                for task in early:
+                    task.cancel()
+                raise
         sent: list[Outcome] = []
         others: list[asyncio.Task[Outcome]] = []
         try:
@@ -128,13 +144,17 @@ class ItemRun(ItemCalls):
                 sent.append(await resume(coro, waits_for))
                 sent.extend([await task for task in others])
                 break
+            read = [await task for task in early]
         except BaseException:
-            for task in others:
+            for task in (*others, *early):
                 task.cancel()  # a task cancelled before its first step never starts
             # The run is stopping (or a step crashed): the writes that were never started
             # were not sent, and their intents are durable; say so, as `settle` does.
             self.withdraw([s for s in sends if not s.started])
             raise
+        if reads:
+            outcome = {id(s): o for s, o in zip([*sends, *reads], [*sent, *read], strict=True)}
+            return [outcome[id(p)] if type(p) is Send else p for p in prepared]  # type: ignore[misc]
         results = iter(sent)
         return [next(results) if type(p) is Send else p for p in prepared]  # type: ignore[misc]
 
