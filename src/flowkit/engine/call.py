@@ -104,25 +104,29 @@ class ItemCalls:
         )
 
     # journal ----------------------------------------------------------------------------
-    async def settle(self, sends: tuple[Send, ...] | list[Send] = ()) -> None:
-        """Wait until every journal change this item queued before this call is durable.
+    async def settle(
+        self,
+        sends: tuple[Send, ...] | list[Send] = (),
+        pending: list[asyncio.Future[None]] | None = None,
+    ) -> None:
+        """Wait until every journal change this item queued so far is durable.
 
-        Several steps of an item may settle at once: each waits for all the changes queued
-        when it started (shared `Batch` futures, which a cancelled waiter cannot cancel), not
-        only for those no other step awaits. Changes queued while it waits (the outcome of a
-        read sent beside the writes, say) are left for the next settle: a write waits for
-        its dependencies' outcomes and its own intent, not for what happened since. The
-        first failed batch's error is raised.
+        Several steps of an item may settle at once: each waits for all queued changes
+        (shared `Batch` futures, which a cancelled waiter cannot cancel), not only for those
+        no other step awaits. The first failed batch's error is raised.
 
         `sends` are the writes this settle clears for sending (their dependencies' outcomes
         and their own intents): if the run stops (cancelled) while they wait, they are
         withdrawn (`withdraw`). One coroutine for both, not a wrapper: every suspension of an
         item resumes through each coroutine between its task and the future it awaits.
+
+        `pending` is a list of changes to wait for that is no longer the item's own
+        (`ItemRun.mixed_wave` sets it aside so that the outcomes of reads sent meanwhile
+        queue apart, for the next settle).
         """
-        pending = self.pending[:]
-        if not pending:
-            return
-        for future in pending:
+        if pending is None:
+            pending = self.pending
+        for future in pending:  # other steps of this item may append while this one waits
             if not future.done():
                 try:
                     await future
@@ -131,11 +135,8 @@ class ItemCalls:
                     raise
                 except BaseException:  # raised below, in queue order
                     pass
-        queued = self.pending
-        if len(queued) == len(pending) and queued[-1] is pending[-1]:
-            self.pending = []  # nothing queued meanwhile (the usual case)
-        else:
-            self.pending = [future for future in queued if not future.done()]
+        if self.pending is pending:
+            self.pending = []
         for future in pending:
             if future.exception() is not None:
                 raise future.exception()  # type: ignore[misc]
