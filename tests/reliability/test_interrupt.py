@@ -49,6 +49,17 @@ PARALLEL = (
 """
 )
 
+# A read beside those writes: it is sent at once while the writes wait for their intents
+# (ItemRun.mixed_wave); an interruption cancels it and withdraws the writes not yet sent.
+MIXED = (
+    PARALLEL
+    + """\
+  - id: peek
+    use: noop.read
+    with: {items: 1, prefix: "${{ item.id }}"}
+"""
+)
+
 
 def _count(state: Path, sql: str) -> int:
     with sqlite3.connect(state) as conn:
@@ -58,8 +69,8 @@ def _count(state: Path, sql: str) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("writer", "text"),
-    [("thread", RECIPE), ("process", RECIPE), ("process", PARALLEL)],
-    ids=["thread", "process", "parallel-steps"],
+    [("thread", RECIPE), ("process", RECIPE), ("process", PARALLEL), ("process", MIXED)],
+    ids=["thread", "process", "parallel-steps", "read-beside-writes"],
 )
 def test_ctrl_c_leaves_no_write_unknown_and_the_next_run_finishes(
     tmp_path: Path, writer: str, text: str
