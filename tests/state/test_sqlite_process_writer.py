@@ -292,3 +292,65 @@ def test_the_writer_process_does_not_import_asyncio() -> None:
     modules = set(done.stdout.split())
     assert "flowkit.state.sql.writer" in modules
     assert sorted(m for m in modules if m.split(".")[0] in {"asyncio", "ssl", "pydantic"}) == []
+
+
+async def test_the_event_loop_reads_the_writer_process_answers(db_path: Path) -> None:
+    # White-box: the loop that started the child watches its pipe (no reader thread).
+    async with SqliteStateStore(db_path, writer="process") as store:
+        await store.wait_writer()
+        writer = store._writer
+        assert writer._loop is asyncio.get_running_loop()  # type: ignore[union-attr]
+        assert writer._reader is None  # type: ignore[union-attr]
+        await store.kv_set("ns", "k", "v")
+        assert await store.kv_get("ns", "k") == "v"
+
+
+async def test_stop_called_on_the_loop_itself_reads_the_last_answers(db_path: Path) -> None:
+    # `stop()` is blocking; called from the event loop's own thread it cannot wait for the
+    # loop to read the answers, so it takes the pipe back and reads them itself.
+    store = SqliteStateStore(db_path, writer="process")
+    await store.open()
+    try:
+        await store.wait_writer()
+        writes = [asyncio.ensure_future(store.kv_set("ns", f"k{n}", "v")) for n in range(50)]
+        await asyncio.sleep(0)  # every write submitted, answers not read yet
+        store._writer.stop()  # type: ignore[union-attr]
+        await asyncio.wait_for(asyncio.gather(*writes), timeout=10)
+    finally:
+        await store.close()
+    async with SqliteStateStore(db_path, writer="thread") as again:
+        assert [await again.kv_get("ns", f"k{n}") for n in range(50)] == ["v"] * 50
+
+
+def test_a_writer_process_started_without_a_loop_answers_through_a_thread(
+    db_path: Path,
+) -> None:
+    import functools
+
+    from flowkit.state.sql import ops
+    from flowkit.state.sql.process import ProcessWriter
+    from flowkit.state.sql.writer import Op
+
+    async def create() -> None:
+        async with SqliteStateStore(db_path, writer="thread"):
+            pass  # creates and migrates the file
+
+    asyncio.run(create())
+    settings = {"path": str(db_path), "synchronous": "FULL", "busy_timeout": 5.0}
+    writer = ProcessWriter("test", {**settings, "busy_retry": 5.0})
+    writer.start()  # no event loop: a thread reads the answers
+    try:
+        assert writer._reader is not None
+        writer.ready.result(timeout=30)
+
+        async def write() -> None:
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            writer.submit(Op(functools.partial(ops.w_kv_set, ("ns", "k", "v", 1.0)), future, loop))
+            await asyncio.wait_for(future, timeout=10)
+
+        asyncio.run(write())
+    finally:
+        writer.stop()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT value FROM kv WHERE key = 'k'").fetchone() == ("v",)

@@ -229,7 +229,7 @@ class StorePlumbing:
         }
         child = ProcessWriter(f"flowkit-state-writer-process:{self.path.name}", settings, held=True)
         self._spare = child
-        child.start()
+        child.start(loop)
 
         def booted(_ready: concurrent.futures.Future[None]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: close() cleans up

@@ -67,31 +67,36 @@ def _write_all(fd: int, data: bytes) -> None:
 
 class _Frames:
     """Reads frames from a file descriptor; `batch()` returns every frame that has arrived
-    (at least one, blocking until then) or None at end-of-file."""
+    (at least one, blocking until then) or None at end-of-file. `parse()` returns the
+    complete frames already in `buffer` (for a reader that does its own `os.read`)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.buffer = bytearray()
 
-    def batch(self) -> list[Any] | None:
+    def parse(self) -> list[Any]:
         out: list[Any] = []
+        buf = self.buffer
+        pos = 0
+        while len(buf) - pos >= 4:
+            (size,) = _HEADER.unpack_from(buf, pos)
+            if len(buf) - pos - 4 < size:
+                break
+            out.append(pickle.loads(buf[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        if pos:
+            del buf[:pos]
+        return out
+
+    def batch(self) -> list[Any] | None:
         while True:
-            buf = self.buffer
-            pos = 0
-            while len(buf) - pos >= 4:
-                (size,) = _HEADER.unpack_from(buf, pos)
-                if len(buf) - pos - 4 < size:
-                    break
-                out.append(pickle.loads(buf[pos + 4 : pos + 4 + size]))
-                pos += 4 + size
-            if pos:
-                del buf[:pos]
+            out = self.parse()
             if out:
                 return out
             chunk = os.read(self.fd, PIPE_SIZE)
             if not chunk:
                 return None
-            buf += chunk
+            self.buffer += chunk
 
     def __iter__(self) -> Iterator[Any]:
         while (frames := self.batch()) is not None:
@@ -139,12 +144,27 @@ class ProcessWriter:
         self._pending: dict[int, tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = {}
         self._next_tag = 0
         self._stopped = False
+        # The answers are read by the event loop that started the child (`loop.add_reader`)
+        # or, without one, by a thread of their own (`_reader`).
         self._reader: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._frames: _Frames | None = None
+        self._read_done = threading.Event()  # the last answer was read (or the child is gone)
+        self._fatal: StateError | None = None
         self.failure: StateError | None = None  # why the child stopped, if it did
         self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.commits = 0
 
-    def start(self) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Start the child. With `loop`, that event loop reads the child's answers itself
+        (`add_reader`) and settles the futures of its operations at once; else (or where the
+        loop cannot watch a pipe) a thread reads them and hands them over.
+
+        Measured with `benchmarks/engine.py` at concurrency 64: a thread that must win the
+        GIL from the busy loop for every answer cost the loop's thread about 2,000
+        preemptions per run and the machine 6-8 us of CPU per step-item; the loop reading
+        the pipe itself was faster in 10 of 14 alternating pairs (-6 % in sum).
+        `docs/performance.md`, sixth round."""
         import flowkit
 
         root = str(Path(flowkit.__file__).resolve().parent.parent)
@@ -170,15 +190,24 @@ class ProcessWriter:
 
             fcntl.fcntl(self._to_child, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         _write_all(self._to_child, _frame(self._settings))
-        self._reader = threading.Thread(
-            target=self._read_acks, args=(proc.stdout.fileno(),), name=self.name, daemon=True
-        )
+        fd = proc.stdout.fileno()
+        self._frames = _Frames(fd)
+        if loop is not None:
+            try:
+                os.set_blocking(fd, False)
+                loop.add_reader(fd, self._readable)
+            except (NotImplementedError, OSError, RuntimeError):  # e.g. a proactor loop
+                os.set_blocking(fd, True)
+            else:
+                self._loop = loop
+                return
+        self._reader = threading.Thread(target=self._read_acks, name=self.name, daemon=True)
         self._reader.start()
 
     def submit(self, op: Op) -> None:
         assert op.future is not None and op.loop is not None
         with self._write_lock:  # frames reach the pipe in submission order
-            with self._lock:  # never held while writing: the reader thread takes it
+            with self._lock:  # never held while writing: the answers' reader takes it
                 if self._stopped:
                     raise self.failure or StateError("the state store is closed")
                 tag = self._next_tag
@@ -204,7 +233,7 @@ class ProcessWriter:
         committed everything it was given), and every later one at once."""
         with self._write_lock:
             held, self._held = self._held, None
-            if held:  # OSError: the child is gone; its reader thread fails the pending ops
+            if held:  # OSError: the child is gone; the answers' reader fails the pending ops
                 with contextlib.suppress(OSError):
                     _write_all(self._to_child, b"".join(held))
 
@@ -218,8 +247,7 @@ class ProcessWriter:
         with contextlib.suppress(OSError):
             proc.kill()
         proc.wait()
-        if self._reader is not None:
-            self._reader.join()
+        self._wait_reading()
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
@@ -238,8 +266,7 @@ class ProcessWriter:
         proc = self._proc
         if proc is None:
             return
-        if self._reader is not None:
-            self._reader.join()
+        self._wait_reading()
         with contextlib.suppress(OSError):
             assert proc.stdin is not None
             proc.stdin.close()
@@ -247,28 +274,98 @@ class ProcessWriter:
         if proc.stdout is not None:
             proc.stdout.close()
 
-    def _read_acks(self, fd: int) -> None:
-        from flowkit.state.sql.writer import _settle
+    def _wait_reading(self) -> None:
+        """Return once the child's last answer was read (after `("stop",)` or its death).
 
+        The thread reader is joined. An event loop that reads the answers and runs in
+        another thread (the store closes its writer from an executor) reads them to the end
+        itself. When this thread runs that loop, or no thread does any more, the rest is read
+        here, with the pipe taken back from the loop."""
+        if self._reader is not None:
+            self._reader.join()
+            return
+        loop, frames = self._loop, self._frames
+        if loop is None or frames is None or self._read_done.is_set():
+            return
+        import asyncio
+
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if current is not loop:
+            while not self._read_done.wait(0.05):
+                if loop.is_closed() or not loop.is_running():
+                    break
+            if self._read_done.is_set():
+                return
+        with contextlib.suppress(Exception):  # a closed loop has nothing to remove
+            loop.remove_reader(frames.fd)
+        os.set_blocking(frames.fd, True)
+        self._read_acks()
+
+    def _readable(self) -> None:
+        """The event loop's reader: every complete answer that has arrived, settled now."""
+        frames = self._frames
+        assert frames is not None
+        try:
+            chunk = os.read(frames.fd, PIPE_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        failure: StateError | None = None
+        if chunk:
+            frames.buffer += chunk
+            try:
+                if not any([self._handle(message) for message in frames.parse()]):
+                    return
+            except Exception as exc:  # a broken frame: treat like a dead child
+                failure = StateError(f"the state store writer process failed: {exc!r}")
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(frames.fd)
+        self._finish_reading(failure)
+
+    def _read_acks(self) -> None:
+        """Read answers until the child stops (blocking: the reader thread, or `stop`)."""
+        frames = self._frames
+        assert frames is not None
         failure: StateError | None = None
         try:
-            for message in _Frames(fd):
-                kind = message[0]
-                if kind == "acks":
-                    self.commits = message[1]
-                    self._resolve(message[2], _settle)
-                elif kind == "ready":
-                    if message[1] is None:
-                        self.ready.set_result(None)
-                    else:
-                        self.ready.set_exception(_unpack_error(message[1]))
-                elif kind == "fatal":
-                    failure = StateError(message[1])
-                elif kind == "stopped":
-                    self.commits = message[1]
+            for message in frames:
+                if self._handle(message):
                     break
         except Exception as exc:  # a broken frame: treat like a dead child
             failure = StateError(f"the state store writer process failed: {exc!r}")
+        self._finish_reading(failure)
+
+    def _handle(self, message: Any) -> bool:
+        """Act on one answer of the child; True for its last one (`stopped`)."""
+        from flowkit.state.sql.writer import _settle
+
+        kind = message[0]
+        if kind == "acks":
+            self.commits = message[1]
+            self._resolve(message[2], _settle)
+        elif kind == "ready":
+            if message[1] is None:
+                self.ready.set_result(None)
+            else:
+                self.ready.set_exception(_unpack_error(message[1]))
+        elif kind == "fatal":
+            self._fatal = StateError(message[1])
+        elif kind == "stopped":
+            self.commits = message[1]
+            return True
+        return False
+
+    def _finish_reading(self, failure: StateError | None) -> None:
+        """No more answers will come: fail the operations still waiting for one."""
+        from flowkit.state.sql.writer import _settle
+
+        failure = failure or self._fatal
         with self._lock:
             self._stopped = True
             if failure is None and self._pending:
@@ -283,22 +380,38 @@ class ProcessWriter:
             self.ready.set_exception(
                 failure or StateError("the state store writer process stopped before it was ready")
             )
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for future, loop in pending.values():
-            by_loop.setdefault(loop, []).append((future, None, StateError(str(failure))))
-        for loop, items in by_loop.items():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, items)
+        if pending:
+            unanswered = [(tag, None, None) for tag in pending]
+            self._resolve(unanswered, _settle, error=StateError(str(failure)), take=pending)
+        self._read_done.set()
 
-    def _resolve(self, acks: list[tuple[int, Any, Any]], settle: Any) -> None:
+    def _resolve(
+        self,
+        acks: list[tuple[int, Any, Any]],
+        settle: Any,
+        *,
+        error: BaseException | None = None,
+        take: dict[int, tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] | None = None,
+    ) -> None:
+        """Settle the futures of answered operations: at once for those of the event loop
+        running in this thread, through `call_soon_threadsafe` for any other loop."""
+        import asyncio
+
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         with self._lock:
-            pending = self._pending
-            for tag, result, error in acks:
+            pending = self._pending if take is None else take
+            for tag, result, packed in acks:
                 future, loop = pending.pop(tag)
-                exc = None if error is None else _unpack_error(error)
+                exc = error if packed is None else _unpack_error(packed)
                 by_loop.setdefault(loop, []).append((future, result, exc))
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
         for loop, items in by_loop.items():
+            if loop is here:
+                settle(items)
+                continue
             # RuntimeError: that event loop is closed, so nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(settle, items)
