@@ -184,9 +184,19 @@ def compile_value(value: Any) -> Render:
     if t is str:
         if "${{" not in value:
             return lambda _ctx: value
-        return compile_template(value).render
+        template = compile_template(value)
+        # a lone expression renders to its own value: call it without `render` in between
+        return template._single.evaluate if template._single is not None else template.render
     if t is dict or (not isinstance(value, str) and isinstance(value, Mapping)):
         pairs = tuple((k, compile_value(item)) for k, item in value.items())
+        # Small mappings (most `with:` blocks) are built by one expression: a comprehension
+        # is a function call of its own (Python 3.11), once per step and item.
+        if len(pairs) == 1:
+            ((k0, r0),) = pairs
+            return lambda ctx: {k0: r0(ctx)}
+        if len(pairs) == 2:
+            (k0, r0), (k1, r1) = pairs
+            return lambda ctx: {k0: r0(ctx), k1: r1(ctx)}
         return lambda ctx: {k: render(ctx) for k, render in pairs}
     if t is list or isinstance(value, tuple):
         fns = tuple(compile_value(item) for item in value)
