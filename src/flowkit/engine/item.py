@@ -51,6 +51,8 @@ class ItemRun(ItemCalls):
                 break
             blocked = await self.run_ready(wave, done)
         graph = scope.graph
+        if len(self.outcomes) == len(graph.order):  # every step ran along the waves
+            return await self.finish()
         remaining = [s for s in graph.order if s not in self.outcomes]
         while remaining and not blocked:
             # steps whose dependencies are waiting (or failed) are not ready: stop there
