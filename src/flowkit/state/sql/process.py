@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowkit.errors import StateError
+from flowkit.state.sql.writer import _settle
 
 if TYPE_CHECKING:
     import asyncio
@@ -318,7 +319,10 @@ class ProcessWriter:
         if chunk:
             frames.buffer += chunk
             try:
-                if not any([self._handle(message) for message in frames.parse()]):
+                stopped = False
+                for message in frames.parse():
+                    stopped = self._handle(message) or stopped
+                if not stopped:
                     return
             except Exception as exc:  # a broken frame: treat like a dead child
                 failure = StateError(f"the state store writer process failed: {exc!r}")
@@ -343,12 +347,16 @@ class ProcessWriter:
 
     def _handle(self, message: Any) -> bool:
         """Act on one answer of the child; True for its last one (`stopped`)."""
-        from flowkit.state.sql.writer import _settle
-
         kind = message[0]
         if kind == "acks":
             self.commits = message[1]
-            self._resolve(message[2], _settle)
+            by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+            with self._lock:
+                for tag, result, error in message[2]:
+                    future, loop = self._pending.pop(tag)
+                    exc = None if error is None else _unpack_error(error)
+                    by_loop.setdefault(loop, []).append((future, result, exc))
+            _deliver(by_loop)
         elif kind == "ready":
             if message[1] is None:
                 self.ready.set_result(None)
@@ -363,8 +371,6 @@ class ProcessWriter:
 
     def _finish_reading(self, failure: StateError | None) -> None:
         """No more answers will come: fail the operations still waiting for one."""
-        from flowkit.state.sql.writer import _settle
-
         failure = failure or self._fatal
         with self._lock:
             self._stopped = True
@@ -380,41 +386,29 @@ class ProcessWriter:
             self.ready.set_exception(
                 failure or StateError("the state store writer process stopped before it was ready")
             )
-        if pending:
-            unanswered = [(tag, None, None) for tag in pending]
-            self._resolve(unanswered, _settle, error=StateError(str(failure)), take=pending)
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for future, loop in pending.values():
+            by_loop.setdefault(loop, []).append((future, None, StateError(str(failure))))
+        _deliver(by_loop)
         self._read_done.set()
 
-    def _resolve(
-        self,
-        acks: list[tuple[int, Any, Any]],
-        settle: Any,
-        *,
-        error: BaseException | None = None,
-        take: dict[int, tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] | None = None,
-    ) -> None:
-        """Settle the futures of answered operations: at once for those of the event loop
-        running in this thread, through `call_soon_threadsafe` for any other loop."""
-        import asyncio
 
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        with self._lock:
-            pending = self._pending if take is None else take
-            for tag, result, packed in acks:
-                future, loop = pending.pop(tag)
-                exc = error if packed is None else _unpack_error(packed)
-                by_loop.setdefault(loop, []).append((future, result, exc))
-        try:
-            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            here = None
-        for loop, items in by_loop.items():
-            if loop is here:
-                settle(items)
-                continue
-            # RuntimeError: that event loop is closed, so nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, items)
+def _deliver(by_loop: dict[asyncio.AbstractEventLoop, list[Any]]) -> None:
+    """Settle futures, grouped by their event loop: at once for the loop running in this
+    thread (the one reading the answers), through `call_soon_threadsafe` for any other."""
+    import asyncio  # the parent's only: the child never runs this
+
+    try:
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    for loop, items in by_loop.items():
+        if loop is here:
+            _settle(items)
+            continue
+        # RuntimeError: that event loop is closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, items)
 
 
 # the child side ---------------------------------------------------------------------------
