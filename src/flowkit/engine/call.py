@@ -38,7 +38,6 @@ from flowkit.engine.scope import (
     DONE,
     MASKED_OUTPUT,
     NOT_SENT,
-    STARTED,
     Outcome,
     RunScope,
     Send,
@@ -47,6 +46,7 @@ from flowkit.engine.scope import (
     fingerprint,
     to_plain,
 )
+from flowkit.engine.scope import make_tuple as _record
 from flowkit.errors import ConnectorError, ErrorKind, FlowkitError
 from flowkit.expressions.template import compile_value
 from flowkit.recipe.models import Step
@@ -160,30 +160,57 @@ class ItemCalls:
         it reports, so "journaled before the next step acts" holds while a step's outcome
         and the next step's intent share one transaction.
         """
-        scope = self.scope
-        assert scope.journal is not None
-        output = outcome.output
-        error = redact.redact_text(outcome.error) if outcome.error else None
+        kind = outcome.kind
+        self.journal_step(
+            step_key,
+            outcome.status,
+            outcome.output,
+            outcome.attempts,
+            outcome.error,
+            kind._value_ if kind is not None else None,
+            idempotency_key,
+            fingerprint,
+        )
+
+    def journal_step(
+        self,
+        step_key: str,
+        status: StepStatus,
+        output: Any,
+        attempts: int,
+        error: str | None,
+        error_kind: str | None,
+        idempotency_key: str | None,
+        fingerprint: str | None,
+    ) -> None:
+        """`put`'s work, from the outcome's fields (positional: the hot path calls it three
+        times per step and item without building an `Outcome` first)."""
+        if error is not None:
+            error = redact.redact_text(error)
         if output is not None and redact.has_secrets():
             masked = redact.redact(output)
-            if masked != output and outcome.status is StepStatus.OK:
+            if masked != output and status is StepStatus.OK:
                 # the stored output lost a secret: a resumed item must not render the mask
                 error = MASKED_OUTPUT
             output = masked
-        kind = outcome.kind
-        batch = scope.journal.enqueue(
-            StepWrite(
-                scope.recipe.name,
-                self.key,
-                step_key,
-                outcome.status,
-                scope.clock.now(),
-                output,
-                outcome.attempts,
-                error,
-                kind._value_ if kind is not None else None,
-                idempotency_key,
-                fingerprint,
+        scope = self.scope
+        batch = scope.journal.enqueue(  # type: ignore[union-attr]
+            _record(
+                StepWrite,
+                (
+                    scope.recipe.name,
+                    self.key,
+                    step_key,
+                    status,
+                    scope.clock.now(),
+                    output,
+                    attempts,
+                    error,
+                    error_kind,
+                    idempotency_key,
+                    fingerprint,
+                    False,
+                ),
             )
         )
         pending = self.pending
@@ -216,16 +243,14 @@ class ItemCalls:
 
         Synchronous: the one thing to wait for, binding the step's connection (`plan`), is
         done by the caller on the step's first call only."""
-        scope = self.scope
-        action = plan.bound.action
         if record is not None and record.status in DONE:
             # An output stored masked (it held a secret) is read again when that is safe (a
             # read). A completed write is never repeated: its masked output is reused, and a
             # step whose input would carry the mask fails instead of sending it.
-            if not (record.error == MASKED_OUTPUT and action.effect is Effect.READ):
+            if not (record.error == MASKED_OUTPUT and not plan.is_write):
                 if record.error == MASKED_OUTPUT:
                     self.masked.add(step_key.split("[", 1)[0])
-                return Outcome(record.status, record.output, attempts=record.attempts)
+                return Outcome(record.status, record.output, None, None, None, record.attempts)
             record = None
         rendered = plan.render(ctx)
         if self.masked and redact.MASK in jsontext.canonical(rendered):
@@ -238,54 +263,70 @@ class ItemCalls:
                 ErrorKind.PERMANENT,
             )
         try:
-            # model_validate's own call, without its Python wrapper (1.9 against 2.8 us)
-            data = action.Input.__pydantic_validator__.validate_python(rendered)
+            data = plan.validate(rendered)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "with"
             raise StepError(f"input {where}: {first['msg']}") from None
+        scope = self.scope
         recipe = scope.recipe.name
         key = idempotency_key(recipe, self.key, step_key)
-        call = CallContext(key, recipe, step_key, self.key)
+        call = _record(CallContext, (key, recipe, step_key, self.key, 1))
         is_write = plan.is_write
         if scope.dry_run and (is_write or scope.offline):
             return Send(step, step_key, plan, data, call, None, True, False)
         fp = fingerprint(rendered) if is_write else None
         if record is not None:
-            if record.status is StepStatus.UNKNOWN:
-                return Outcome(StepStatus.UNKNOWN, error=record.error, kind=ErrorKind.PERMANENT)
-            if record.status is StepStatus.STARTED and is_write:
-                # a previous run crashed after recording the intent: the write may have
-                # happened
-                if not action.retry_safe:
-                    outcome = Outcome(
-                        StepStatus.UNKNOWN,
-                        error=f"{step.use} may or may not have happened (a run stopped while "
-                        "sending it) and the action has no idempotency; check the remote "
-                        f"system, then `flowkit items retry {recipe} {self.key}`",
-                        kind=ErrorKind.PERMANENT,
-                    )
-                    self.put(step_key, outcome, idempotency_key=key, fingerprint=fp)
-                    self.emit("step", step=step_key, status="unknown", message=outcome.error)
-                    return outcome
-                if (
-                    action.idempotency is Idempotency.HEADER
-                    and record.fingerprint
-                    and record.fingerprint != fp
-                ):
-                    raise StepError(
-                        f"{step.use} was started with different input under the same "
-                        "idempotency key (was the recipe edited?); refusing to send a "
-                        "different request",
-                        ErrorKind.CONFLICT,
-                    )
+            resumed = self.resumed(step, step_key, plan, record, key, fp)
+            if resumed is not None:
+                return resumed
         if plan.intent and not scope.dry_run:
             # The intent record (key + input fingerprint) lets the next run tell "may have
             # happened" from "never sent" after a crash: a write without idempotency is then
             # reported UNKNOWN, a keyed write is repeated under its key only if its input is
             # unchanged. A naturally idempotent write (set a stock level) needs neither.
-            self.put(step_key, STARTED, idempotency_key=key, fingerprint=fp)
+            self.journal_step(step_key, StepStatus.STARTED, None, 0, None, None, key, fp)
         return Send(step, step_key, plan, data, call, fp, False, is_write)
+
+    def resumed(
+        self,
+        step: Step,
+        step_key: str,
+        plan: StepPlan,
+        record: StepRecord,
+        key: str,
+        fp: str | None,
+    ) -> Outcome | None:
+        """What an earlier run's unfinished record of this step means before sending: an
+        Outcome when it must not be sent (unknown), None to send it (under the same key)."""
+        if record.status is StepStatus.UNKNOWN:
+            return Outcome(StepStatus.UNKNOWN, error=record.error, kind=ErrorKind.PERMANENT)
+        if record.status is StepStatus.STARTED and plan.is_write:
+            # a previous run crashed after recording the intent: the write may have happened
+            action = plan.bound.action
+            if not action.retry_safe:
+                outcome = Outcome(
+                    StepStatus.UNKNOWN,
+                    error=f"{step.use} may or may not have happened (a run stopped while "
+                    "sending it) and the action has no idempotency; check the remote "
+                    f"system, then `flowkit items retry {self.scope.recipe.name} {self.key}`",
+                    kind=ErrorKind.PERMANENT,
+                )
+                self.put(step_key, outcome, idempotency_key=key, fingerprint=fp)
+                self.emit("step", step=step_key, status="unknown", message=outcome.error)
+                return outcome
+            if (
+                action.idempotency is Idempotency.HEADER
+                and record.fingerprint
+                and record.fingerprint != fp
+            ):
+                raise StepError(
+                    f"{step.use} was started with different input under the same "
+                    "idempotency key (was the recipe edited?); refusing to send a "
+                    "different request",
+                    ErrorKind.CONFLICT,
+                )
+        return None
 
     def withdraw(self, sends: tuple[Send, ...] | list[Send]) -> None:
         """Journal writes whose intents were queued as not sent: the run is stopping (Ctrl-C,
@@ -303,42 +344,69 @@ class ItemCalls:
 
     async def send(self, send: Send) -> Outcome:
         """Send a prepared call (its settle done) and journal its outcome."""
-        step, step_key, plan, data, call = send.step, send.step_key, send.plan, send.data, send.call
-        bound = plan.bound
+        plan = send.plan
         if send.simulate:
-            return await self.simulate(step, step_key, bound, data, call)
+            return await self.simulate(send.step, send.step_key, plan.bound, send.data, send.call)
         send.started = True
         scope = self.scope
-        action = bound.action
         is_write = plan.is_write
-        key, fp = call.idempotency_key, send.fingerprint
         if crashpoints.active and is_write and not scope.dry_run:
             crashpoints.reached("before_send")
-        policy = plan.policy
         started = scope.clock.now()
+        try:  # most calls succeed at once: no retry machinery unless the first one fails
+            if plan.direct:  # no limit, no timeout: call the action itself
+                bound = plan.bound
+                output = await bound.action.run(bound.session, send.data, send.call)
+            else:
+                output = await self.attempt(send.step, plan, send.data, send.call, 1)
+            attempts = 1
+        except Exception as exc:
+            retried = await self.retry(send, exc, started)
+            if type(retried) is Outcome:
+                return retried
+            output, attempts = retried  # type: ignore[misc]
+        if crashpoints.active:
+            crashpoints.reached("after_send")
+        output = to_plain(output)
+        if not scope.dry_run:
+            key = send.call.idempotency_key if is_write else None
+            self.journal_step(
+                send.step_key, StepStatus.OK, output, attempts, None, None, key, send.fingerprint
+            )
+            if crashpoints.active:
+                await self.settle()
+                crashpoints.reached("after_journal")
+        if scope.listener is not ignore:
+            self.emit("step", step=send.step_key, status="ok", data={"attempts": attempts})
+        return Outcome(StepStatus.OK, output, None, None, None, attempts)
+
+    async def retry(
+        self, send: Send, first: Exception, started: float
+    ) -> Outcome | tuple[Any, int]:
+        """After a failed first attempt (`first`, raised inside the `except` that handles it):
+        retry it as its policy allows; the output and attempts of the one that succeeds, or
+        the failed Outcome, journaled. Errors that are not the connector's are raised."""
+        step, step_key, plan, data, call = send.step, send.step_key, send.plan, send.data, send.call
+        scope = self.scope
+        bound = plan.bound
+        policy = plan.policy
         try:
-            try:  # most calls succeed at once: no retry machinery unless the first one fails
-                if plan.direct:  # no limit, no timeout: call the action itself
-                    try:
-                        output = await action.run(bound.session, data, call)
-                    except Exception as exc:
-                        self._fail(step, plan, exc, 1)
-                else:
-                    output = await self.attempt(step, plan, data, call, 1)
-                attempts = 1
-            except ConnectorError as first:
-                output, attempts = await call_with_retry(
+            try:
+                self._fail(step, plan, first, 1)  # a ConnectorError, or a flowkit error raised
+            except ConnectorError as error:
+                return await call_with_retry(
                     lambda attempt: self.attempt(step, plan, data, call, attempt),
                     policy=policy,
                     clock=scope.clock,
                     may_retry=lambda exc: self.may_retry(bound, exc, policy.unsafe_writes),
                     on_retry=lambda n, exc, delay: self.retried(step_key, n, exc, delay),
                     rng=scope.rng,
-                    first_error=first,
+                    first_error=error,
                     start=started,
                 )
         except ConnectorError as exc:
-            unknown = is_write and exc.maybe_sent and not action.retry_safe
+            is_write = plan.is_write
+            unknown = is_write and exc.maybe_sent and not bound.action.retry_safe
             status = StepStatus.UNKNOWN if unknown else StepStatus.FAILED
             message = str(exc)
             if unknown:
@@ -347,20 +415,10 @@ class ItemCalls:
                 status, error=message, kind=exc.kind, attempts=getattr(exc, "attempts", 1)
             )
             if not scope.dry_run:
-                self.put(step_key, outcome, key if is_write else None, fp)
+                key = call.idempotency_key if is_write else None
+                self.put(step_key, outcome, key, send.fingerprint)
             self.emit("step", step=step_key, status=status.value, message=message)
             return outcome
-        if crashpoints.active:
-            crashpoints.reached("after_send")
-        outcome = Outcome(StepStatus.OK, to_plain(output), attempts=attempts)
-        if not scope.dry_run:
-            self.put(step_key, outcome, key if is_write else None, fp)
-            if crashpoints.active:
-                await self.settle()
-                crashpoints.reached("after_journal")
-        if scope.listener is not ignore:
-            self.emit("step", step=step_key, status="ok", data={"attempts": attempts})
-        return outcome
 
     async def plan(self, step: Step) -> StepPlan:
         assert step.use is not None
@@ -370,6 +428,8 @@ class ItemCalls:
         plan = StepPlan(
             bound=bound,
             render=compile_value(step.with_),
+            # model_validate's own call, without its Python wrapper (1.9 against 2.8 us)
+            validate=action.Input.__pydantic_validator__.validate_python,
             is_write=is_write,
             intent=is_write and action.idempotency is not Idempotency.NATURAL,
             policy=step.retry or DEFAULT_RETRY,

@@ -111,29 +111,44 @@ class ItemRun(ItemCalls):
         `mixed_wave`, which sends the reads while the writes wait for the commit.
         """
         prepared: list[Outcome | Send] = []
+        sends: list[Send] = []
+        settles = reads = False
         for step in steps:
-            prepared.append(await self.prepare_step(step))
-        sends = [p for p in prepared if type(p) is Send]
+            ready = self.prepare_step(step)
+            if ready is None:
+                ready = await self.prepare_later(step)
+            prepared.append(ready)
+            if type(ready) is Send:
+                sends.append(ready)
+                if ready.settles:
+                    settles = True
+                else:
+                    reads = True
         if not sends:
             return prepared  # type: ignore[return-value]
-        if self.pending and any(s.settles for s in sends):
-            for send in sends:
-                if not send.settles:
-                    return await self.mixed_wave(prepared, sends)
+        if settles and self.pending:
+            if reads:
+                return await self.mixed_wave(prepared, sends)
             await self.settle(sends)
         sent: list[Outcome] = []
         others: list[asyncio.Task[Outcome]] = []
         try:
             for index, send in enumerate(sends):
-                coro = self.send_step(send)
+                coro = self.send(send)
                 try:
                     waits_for = coro.send(None)  # runs in this task, up to its first wait
                 except StopIteration as done:
                     sent.append(done.value)
                     continue
+                except (StepError, ExpressionError, PluginError) as exc:
+                    sent.append(self.step_failed(send.step_key, exc))
+                    continue
                 loop = asyncio.get_running_loop()
                 others = [loop.create_task(self.send_step(s)) for s in sends[index + 1 :]]
-                sent.append(await resume(coro, waits_for))
+                try:
+                    sent.append(await resume(coro, waits_for))
+                except (StepError, ExpressionError, PluginError) as exc:
+                    sent.append(self.step_failed(send.step_key, exc))
                 sent.extend([await task for task in others])
                 break
         except BaseException:
@@ -143,6 +158,8 @@ class ItemRun(ItemCalls):
             # were not sent, and their intents are durable; say so, as `settle` does.
             self.withdraw([s for s in sends if not s.started])
             raise
+        if len(sent) == len(prepared):  # every step was sent
+            return sent
         results = iter(sent)
         return [next(results) if type(p) is Send else p for p in prepared]  # type: ignore[misc]
 
@@ -220,7 +237,7 @@ class ItemRun(ItemCalls):
                     scope.recipe.name, self.key, ItemStatus.DONE, now
                 )
             )
-            result = ItemResult(self.key, ItemStatus.DONE, steps=statuses)
+            result = ItemResult(self.key, ItemStatus.DONE, None, None, statuses)
         # Not settled here: the run drains the journal before it reports (Journal.drain),
         # which raises a failed commit; the item only frees its concurrency slot sooner.
         self.pending = []
@@ -235,17 +252,25 @@ class ItemRun(ItemCalls):
 
     # one step ---------------------------------------------------------------------------
     async def run_step(self, step: Step) -> Outcome:
-        prepared = await self.prepare_step(step)
+        prepared = self.prepare_step(step)
+        if prepared is None:
+            prepared = await self.prepare_later(step)
         if type(prepared) is Outcome:
             return prepared
         assert isinstance(prepared, Send)
         if prepared.settles and self.pending:
             await self.settle((prepared,))
-        return await self.send_step(prepared)
+        try:
+            return await self.send(prepared)
+        except (StepError, ExpressionError, PluginError) as exc:
+            return self.step_failed(prepared.step_key, exc)
 
-    async def prepare_step(self, step: Step) -> Outcome | Send:
-        """A step's outcome when it needs no call (reused, skipped, failed before sending,
-        a wait, a whole fan-out), else its call worked out up to sending."""
+    def prepare_step(self, step: Step) -> Outcome | Send | None:
+        """A step's outcome when it needs no call (reused, skipped, failed before sending, a
+        wait), else its call worked out up to sending; None when it must wait for something
+        first (`prepare_later`): its connection, at its first call in the run, or a fan-out.
+
+        Synchronous, like `prepare`: a coroutine per step costs more than the rare wait."""
         record = self.journal.get(step.id)
         if (
             record is not None
@@ -271,10 +296,21 @@ class ItemRun(ItemCalls):
                 return outcome
             if step.wait is not None:
                 return self.wait_step(step, record)
+            plan = self.scope.plans.get(id(step))
+            if plan is None or step.for_each is not None:
+                return None
+            return self.prepare(step, plan, step.id, self.context(), record)
+        except (StepError, ExpressionError, PluginError) as exc:
+            return self.step_failed(step.id, exc)
+
+    async def prepare_later(self, step: Step) -> Outcome | Send:
+        """`prepare_step`'s end for a step that waits first: a whole fan-out, or the step's
+        first call in the run, which binds its connection (`plan`) and then prepares."""
+        try:
             if step.for_each is not None:
                 return await self.fan_out(step)
-            plan = self.scope.plans.get(id(step)) or await self.plan(step)
-            return self.prepare(step, plan, step.id, self.context(), record)
+            plan = await self.plan(step)
+            return self.prepare(step, plan, step.id, self.context(), self.journal.get(step.id))
         except (StepError, ExpressionError, PluginError) as exc:
             return self.step_failed(step.id, exc)
 

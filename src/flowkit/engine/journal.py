@@ -94,7 +94,8 @@ class Journal:
         error: str | None = None,
     ) -> asyncio.Future[None]:
         """Queue an item status change; the returned future resolves once it is durable."""
-        self._items.append(ItemWrite(recipe, key, status, now, wake_at, error))
+        # tuple.__new__: see `flowkit.engine.scope.make_tuple`
+        self._items.append(tuple.__new__(ItemWrite, (recipe, key, status, now, wake_at, error)))
         return self._future()
 
     def record_attempt(

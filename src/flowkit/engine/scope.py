@@ -87,6 +87,7 @@ class StepPlan:
 
     bound: Bound
     render: Render  # the step's `with:`, compiled
+    validate: Callable[[Any], BaseModel]  # the action's input model's compiled validator
     is_write: bool
     intent: bool  # a write without natural idempotency: journal an intent before sending
     policy: Retry
@@ -121,7 +122,6 @@ class Send:
 
 
 DONE = (StepStatus.OK, StepStatus.SKIPPED)  # a journaled step that is never repeated
-STARTED = Outcome(StepStatus.STARTED)  # the intent of a write (only read, never changed)
 
 
 @dataclass
@@ -154,6 +154,12 @@ def resume(coro: Coroutine[Any, Any, T], waits_for: Any) -> Generator[Any, Any, 
                 waits_for = coro.send(value)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
+
+
+# A named tuple from a plain tuple of all its fields, without the named tuple's own `__new__`
+# (a Python function that `type.__call__` reaches through a slot): 230 against 570 ns for a
+# `StepWrite`, 150 against 340 for a `CallContext`. The engine builds several per step.
+make_tuple = tuple.__new__
 
 
 def fingerprint(data: Any) -> str:
