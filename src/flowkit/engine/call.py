@@ -75,6 +75,7 @@ class ItemCalls:
         self._ctx: dict[str, Any] | None = None
         self.masked: set[str] = set()  # reused steps whose stored output lost a secret
         self.pending: list[asyncio.Future[None]] = []  # queued journal changes
+        self.all_ok = True  # every step so far succeeded (`ItemRun.record_outcomes`)
 
     # context --------------------------------------------------------------------------
     def context(self, **extra: Any) -> dict[str, Any]:
@@ -96,7 +97,7 @@ class ItemCalls:
         listener(
             Event(
                 kind=kind,
-                recipe=self.scope.recipe.name,
+                recipe=self.scope.name,
                 run_id=self.scope.run_id,
                 item=self.key,
                 **kw,
@@ -198,7 +199,7 @@ class ItemCalls:
             _record(
                 StepWrite,
                 (
-                    scope.recipe.name,
+                    scope.name,
                     self.key,
                     step_key,
                     status,
@@ -269,7 +270,7 @@ class ItemCalls:
             where = ".".join(str(p) for p in first["loc"]) or "with"
             raise StepError(f"input {where}: {first['msg']}") from None
         scope = self.scope
-        recipe = scope.recipe.name
+        recipe = scope.name
         key = idempotency_key(recipe, self.key, step_key)
         call = _record(CallContext, (key, recipe, step_key, self.key, 1))
         is_write = plan.is_write

@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 from flowkit import redact
+from flowkit.connectors.base import CallContext, idempotency_key
 from flowkit.engine.call import ItemCalls
 from flowkit.engine.events import ignore
 from flowkit.engine.scope import (
@@ -16,8 +17,11 @@ from flowkit.engine.scope import (
     MASKED_OUTPUT,
     ItemResult,
     Outcome,
+    PlainWave,
     Send,
     StepError,
+    fingerprint,
+    make_tuple,
     resume,
 )
 from flowkit.errors import ConnectorError, ErrorKind, ExpressionError, PluginError
@@ -39,20 +43,32 @@ class ItemRun(ItemCalls):
         if self._prefetched is not None:
             self.journal = self._prefetched
         else:
-            self.journal = await scope.store.get_steps(scope.recipe.name, self.key)
+            self.journal = await scope.store.get_steps(scope.name, self.key)
         if scope.listener is not ignore:
             self.emit("item_started")
         done: set[str] = set()
         blocked = False
+        # An item with nothing journaled runs its plain waves (`PlainWave`) on the short path
+        # while every step succeeds; the first wave that is not plain, or fails, and every
+        # wave after it take the general one.
+        plain = not self.journal
         # While every step completes, the ready sets are the run's precomputed waves; from the
         # first step that waits or fails on, they are worked out from what completed.
-        for wave in scope.waves:
+        for index, wave in enumerate(scope.waves):
             if blocked or len(done) != len(self.outcomes):
                 break
+            if plain:
+                short = scope.plain_wave(index)
+                outcomes = await self.run_plain(short) if short is not None else None
+                if outcomes is not None:
+                    blocked = self.record_outcomes(wave, outcomes, done)
+                    plain = len(done) == len(self.outcomes) and self.all_ok
+                    continue
+                plain = False
             blocked = await self.run_ready(wave, done)
         graph = scope.graph
         if len(self.outcomes) == len(graph.order):  # every step ran along the waves
-            return await self.finish()
+            return self.finish() or await self.finish_failed()
         remaining = [s for s in graph.order if s not in self.outcomes]
         while remaining and not blocked:
             # steps whose dependencies are waiting (or failed) are not ready: stop there
@@ -61,7 +77,7 @@ class ItemRun(ItemCalls):
                 break
             remaining = [s for s in remaining if s not in ready]
             blocked = await self.run_ready(tuple(scope.by_id[s] for s in ready), done)
-        return await self.finish()
+        return self.finish() or await self.finish_failed()
 
     async def run_ready(self, steps: tuple[Step, ...], done: set[str]) -> bool:
         """Run steps whose dependencies completed, record their outcomes, add the completed
@@ -80,6 +96,14 @@ class ItemRun(ItemCalls):
             outcomes = [first, *[await task for task in others]]
         else:
             outcomes = await self.run_wave(steps)
+        return self.record_outcomes(steps, outcomes, done)
+
+    def record_outcomes(
+        self, steps: tuple[Step, ...], outcomes: list[Outcome], done: set[str]
+    ) -> bool:
+        """Keep the outcomes of a wave for the steps after it (the `steps` context) and for
+        `finish`; add the completed steps to `done`; True when one failed in a way that
+        stops the item. A step that did not succeed clears `all_ok`."""
         blocked = False
         for step, outcome in zip(steps, outcomes, strict=True):
             step_id = step.id
@@ -90,7 +114,11 @@ class ItemRun(ItemCalls):
                 "status": status._value_,
                 "error": outcome.error,
             }
-            if status in DONE or (
+            if status is StepStatus.OK:
+                done.add(step_id)
+                continue
+            self.all_ok = False
+            if status is StepStatus.SKIPPED or (
                 status is StepStatus.FAILED and step.on_error is OnError.CONTINUE
             ):
                 done.add(step_id)
@@ -130,10 +158,26 @@ class ItemRun(ItemCalls):
             if reads:
                 return await self.mixed_wave(prepared, sends)
             await self.settle(sends)
+        sent = await self.send_all(sends)
+        if len(sent) == len(prepared):  # every step was sent
+            return sent
+        results = iter(sent)
+        return [next(results) if type(p) is Send else p for p in prepared]  # type: ignore[misc]
+
+    async def send_all(self, sends: list[Send]) -> list[Outcome]:
+        """Send the calls of a wave, settled, concurrently as `run_wave` says; their outcomes
+        in order."""
         sent: list[Outcome] = []
         others: list[asyncio.Task[Outcome]] = []
+        last = len(sends) - 1
         try:
             for index, send in enumerate(sends):
+                if index == last:  # nothing left to start beside it: it simply runs here
+                    try:
+                        sent.append(await self.send(send))
+                    except (StepError, ExpressionError, PluginError) as exc:
+                        sent.append(self.step_failed(send.step_key, exc))
+                    break
                 coro = self.send(send)
                 try:
                     waits_for = coro.send(None)  # runs in this task, up to its first wait
@@ -158,10 +202,40 @@ class ItemRun(ItemCalls):
             # were not sent, and their intents are durable; say so, as `settle` does.
             self.withdraw([s for s in sends if not s.started])
             raise
-        if len(sent) == len(prepared):  # every step was sent
-            return sent
-        results = iter(sent)
-        return [next(results) if type(p) is Send else p for p in prepared]  # type: ignore[misc]
+        return sent
+
+    async def run_plain(self, wave: PlainWave) -> list[Outcome] | None:
+        """A plain wave of an item with nothing journaled: `run_wave` without the checks that
+        cannot apply (no stored record to reuse or resume, no condition, no wait, no fan-out,
+        every dependency succeeded, the connections bound). None, with nothing done, when an
+        input fails to render or validate: `run_wave` then reports it as it does.
+
+        The steps' inputs are all rendered and validated before anything is journaled, so
+        the general path can take over without a trace; from there on it is the same
+        intents, the same settle and the same sends (`send_all`) as `run_wave`'s."""
+        ctx = self.context()
+        inputs = []
+        try:
+            for _step_id, _step, plan in wave.entries:
+                rendered = plan.render(ctx)
+                inputs.append((rendered, plan.validate(rendered)))
+        except Exception:  # the general path renders the wave again and says what failed
+            return None
+        scope = self.scope
+        recipe, item = scope.name, self.key
+        sends: list[Send] = []
+        for (step_id, step, plan), (rendered, data) in zip(wave.entries, inputs, strict=True):
+            key = idempotency_key(recipe, item, step_id)
+            fp = None
+            if plan.is_write:
+                fp = fingerprint(rendered)
+                if plan.intent:
+                    self.journal_step(step_id, StepStatus.STARTED, None, 0, None, None, key, fp)
+            call = make_tuple(CallContext, (key, recipe, step_id, item, 1))
+            sends.append(Send(step, step_id, plan, data, call, fp, False, plan.is_write))
+        if wave.settles and self.pending:
+            await self.settle(sends)
+        return await self.send_all(sends)
 
     async def mixed_wave(self, prepared: list[Outcome | Send], sends: list[Send]) -> list[Outcome]:
         """A wave with writes to settle and reads beside them: the reads start at once, in
@@ -193,55 +267,66 @@ class ItemRun(ItemCalls):
             raise
         return [outcome[id(p)] if type(p) is Send else p for p in prepared]  # type: ignore[misc]
 
-    async def finish(self) -> ItemResult:
+    def finish(self) -> ItemResult | None:
+        """Journal the item's status from its steps' outcomes and return its result; None
+        when it failed (`finish_failed`, which runs the failure hooks, waits). Synchronous:
+        most items end done, and a coroutine more per item costs more than the check."""
         scope = self.scope
         statuses: dict[str, str] = {}
-        failed: tuple[str, Outcome] | None = None  # the first step that fails the item
         waiting: list[float | None] = []
         for k, o in self.outcomes.items():
             status = o.status
             statuses[k] = status._value_
             if status is StepStatus.WAITING:
                 waiting.append(o.wake_at)
-            elif failed is None and (
-                status is StepStatus.UNKNOWN
-                or (status is StepStatus.FAILED and scope.by_id[k].on_error is OnError.FAIL)
+            elif status is StepStatus.UNKNOWN or (
+                status is StepStatus.FAILED and scope.by_id[k].on_error is OnError.FAIL
             ):
-                failed = (k, o)
+                return None
         now = scope.clock.now()
-        if failed:
-            step_id, outcome = failed
-            error = f"step {step_id}: {outcome.error}"
-            self._queued(
-                scope.journal.enqueue_item(  # type: ignore[union-attr]
-                    scope.recipe.name,
-                    self.key,
-                    ItemStatus.FAILED,
-                    now,
-                    error=redact.redact_text(error),
-                )
-            )
-            result = ItemResult(self.key, ItemStatus.FAILED, error=error, steps=statuses)
-            await self.run_hooks(step_id, outcome)
-        elif waiting:
+        journal = scope.journal
+        assert journal is not None
+        if waiting:
             wake_at = min(w for w in waiting if w is not None)
             self._queued(
-                scope.journal.enqueue_item(  # type: ignore[union-attr]
-                    scope.recipe.name, self.key, ItemStatus.WAITING, now, wake_at=wake_at
-                )
+                journal.enqueue_item(scope.name, self.key, ItemStatus.WAITING, now, wake_at=wake_at)
             )
             result = ItemResult(self.key, ItemStatus.WAITING, wake_at=wake_at, steps=statuses)
         else:
-            self._queued(
-                scope.journal.enqueue_item(  # type: ignore[union-attr]
-                    scope.recipe.name, self.key, ItemStatus.DONE, now
-                )
-            )
+            self._queued(journal.enqueue_item(scope.name, self.key, ItemStatus.DONE, now))
             result = ItemResult(self.key, ItemStatus.DONE, None, None, statuses)
+        return self.finished(result)
+
+    async def finish_failed(self) -> ItemResult:
+        """`finish` for an item that failed: its first step that fails the item (in step
+        order) is its error; the failure hooks run."""
+        scope = self.scope
+        statuses = {k: o.status._value_ for k, o in self.outcomes.items()}
+        step_id, outcome = next(
+            (k, o)
+            for k, o in self.outcomes.items()
+            if o.status is StepStatus.UNKNOWN
+            or (o.status is StepStatus.FAILED and scope.by_id[k].on_error is OnError.FAIL)
+        )
+        error = f"step {step_id}: {outcome.error}"
+        self._queued(
+            scope.journal.enqueue_item(  # type: ignore[union-attr]
+                scope.name,
+                self.key,
+                ItemStatus.FAILED,
+                scope.clock.now(),
+                error=redact.redact_text(error),
+            )
+        )
+        result = ItemResult(self.key, ItemStatus.FAILED, error=error, steps=statuses)
+        await self.run_hooks(step_id, outcome)
+        return self.finished(result)
+
+    def finished(self, result: ItemResult) -> ItemResult:
         # Not settled here: the run drains the journal before it reports (Journal.drain),
         # which raises a failed commit; the item only frees its concurrency slot sooner.
         self.pending = []
-        if scope.listener is not ignore:
+        if self.scope.listener is not ignore:
             self.emit(
                 "item_finished",
                 status=result.status.value,
@@ -271,16 +356,18 @@ class ItemRun(ItemCalls):
         first (`prepare_later`): its connection, at its first call in the run, or a fan-out.
 
         Synchronous, like `prepare`: a coroutine per step costs more than the rare wait."""
-        record = self.journal.get(step.id)
+        step_id = step.id
+        record = self.journal.get(step_id)
         if (
             record is not None
             and record.status in DONE
             and not (record.error == MASKED_OUTPUT and step.use is not None)
         ):
-            self.emit("step", step=step.id, status="reused", data={"attempts": 0})
-            return Outcome(record.status, record.output, attempts=record.attempts)
+            self.emit("step", step=step_id, status="reused", data={"attempts": 0})
+            return Outcome(record.status, record.output, None, None, None, record.attempts)
         outcomes = self.outcomes
-        for dep in self.scope.graph.deps[step.id]:
+        scope = self.scope
+        for dep in scope.graph.deps[step_id]:
             if outcomes[dep].status is not StepStatus.OK:
                 outcome = Outcome(StepStatus.SKIPPED)
                 self.put(step.id, outcome)
@@ -296,10 +383,10 @@ class ItemRun(ItemCalls):
                 return outcome
             if step.wait is not None:
                 return self.wait_step(step, record)
-            plan = self.scope.plans.get(id(step))
+            plan = scope.plans.get(id(step))
             if plan is None or step.for_each is not None:
                 return None
-            return self.prepare(step, plan, step.id, self.context(), record)
+            return self.prepare(step, plan, step_id, self.context(), record)
         except (StepError, ExpressionError, PluginError) as exc:
             return self.step_failed(step.id, exc)
 

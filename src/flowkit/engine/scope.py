@@ -13,7 +13,7 @@ import random
 import types
 from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -54,14 +54,63 @@ class RunScope:
 
     # the waves an item runs in while every step completes (see `ItemRun.run`)
     waves: list[tuple[Step, ...]] = field(default_factory=list)
+    # each wave's `PlainWave`, False when it is not plain (None: not known yet)
+    plain: list[PlainWave | Literal[False] | None] = field(default_factory=list)
     fan_out: bool = False  # some step has `for_each` (a wave with one runs it apart)
 
+    name: str = ""  # the recipe's name (a pydantic model's attribute costs twice a plain one)
+
     def __post_init__(self) -> None:
+        self.name = self.recipe.name
         self.by_id = {step.id: step for step in self.recipe.steps}
         self.fan_out = any(step.for_each is not None for step in self.recipe.steps)
         if self.journal is None:
             self.journal = Journal(self.store, self.run_id)
         self.waves = [tuple(self.by_id[s] for s in wave) for wave in _waves(self.graph)]
+        self.plain = [None] * len(self.waves)
+
+    def plain_wave(self, index: int) -> PlainWave | None:
+        """The `PlainWave` of `waves[index]`, or None when it is not plain or its steps'
+        connections are not all bound yet (the general path binds them: the run's first
+        item)."""
+        known = self.plain[index]
+        if known is None:
+            known = _plain(self.waves[index], self.plans, self.dry_run)
+            if known is None:  # a connection to bind first: ask again at the next item
+                return None
+            self.plain[index] = known
+        return known or None
+
+
+@dataclass(slots=True)
+class PlainWave:
+    """A wave whose steps are plain calls: a connector action each, with no `if`, `wait` or
+    `for_each`, all writes or all reads, in a real run. `ItemRun.run_plain` runs it for an
+    item with nothing journaled without the general path's checks."""
+
+    steps: tuple[Step, ...]
+    entries: tuple[tuple[str, Step, StepPlan], ...]  # step id, step, its bound plan
+    settles: bool  # writes: their intents (and what they depend on) are settled first
+
+
+def _plain(
+    steps: tuple[Step, ...], plans: dict[int, StepPlan], dry_run: bool
+) -> PlainWave | Literal[False] | None:
+    """`steps` as a PlainWave, False when they are not plain, None when a step's connection
+    is not bound yet."""
+    if dry_run or any(
+        s.use is None or s.if_ is not None or s.wait is not None or s.for_each is not None
+        for s in steps
+    ):
+        return False
+    bound = [plans.get(id(s)) for s in steps]
+    entries = tuple((s.id, s, p) for s, p in zip(steps, bound, strict=True) if p is not None)
+    if len(entries) != len(steps):
+        return None
+    writes = sum(1 for _, _, p in entries if p.is_write)
+    if writes not in (0, len(entries)):  # reads beside writes: `ItemRun.mixed_wave`
+        return False
+    return PlainWave(steps, entries, writes > 0)
 
 
 def _waves(graph: StepGraph) -> list[list[str]]:

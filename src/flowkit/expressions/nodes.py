@@ -223,6 +223,33 @@ class Path(Access):
         return cur
 
 
+class KeyPath(Path):
+    """A `Path` of constant keys only (`item.id`, `steps.fetch.output.id`): most references
+    in recipes. One comparison and one `dict.get` per key while the data is plain dicts; any
+    other value on the way is walked again from the root, with `walk`'s errors."""
+
+    __slots__ = ()
+
+    def eval(self, ctx: Context) -> Any:
+        try:
+            cur = ctx[self.name]
+        except KeyError:
+            return self.base.eval(ctx)  # raises the "not available" error
+        for key in self.steps:
+            if type(cur) is not dict:
+                return walk(ctx[self.name], self.ops, 0, ctx)
+            cur = cur.get(key)
+        return cur
+
+
+def path(base: Root, ops: Sequence[Op]) -> Path:
+    """The `Path` node for a context name and constant accesses (a `KeyPath` when they are
+    all keys)."""
+    if all(op[0] == KEY and type(op[1]) is str for op in ops):
+        return KeyPath(base, ops)
+    return Path(base, ops)
+
+
 class Not(Node):
     __slots__ = ("operand",)
 

@@ -44,6 +44,14 @@ class Expression:
         return f"Expression({self.text!r})"
 
 
+def _text(expression: Expression, value: Any) -> str:
+    """`to_text(value)`, its error naming `expression`."""
+    try:
+        return to_text(value)
+    except EvalError as exc:
+        raise ExpressionError(f"{exc.message} in `{expression.text}`", hint=exc.hint) from None
+
+
 class Template:
     """A string value: literal text and `${{ }}` expressions."""
 
@@ -83,13 +91,9 @@ class Template:
         for part in self._parts:
             if type(part) is str:
                 out.append(part)
-                continue
-            assert isinstance(part, Expression)
-            value = part.evaluate(ctx)
-            try:
-                out.append(to_text(value))
-            except EvalError as exc:
-                raise ExpressionError(f"{exc.message} in `{part.text}`", hint=exc.hint) from None
+            else:
+                value = part.evaluate(ctx)  # type: ignore[union-attr]
+                out.append(value if type(value) is str else _text(part, value))  # type: ignore[arg-type]
         return "".join(out)
 
     def __repr__(self) -> str:
