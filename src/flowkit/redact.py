@@ -21,6 +21,7 @@ _MIN_LEN = 4
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+active = False  # some secret is registered (`has_secrets()`, readable without a call)
 
 
 def _variants(value: str) -> set[str]:
@@ -33,7 +34,7 @@ def _variants(value: str) -> set[str]:
 
 def register(value: str | None) -> None:
     """Add a secret value to the masking set (no-op for short or empty values)."""
-    global _pattern
+    global _pattern, active
     if not value or len(value) < _MIN_LEN:
         return
     with _lock:
@@ -43,14 +44,16 @@ def register(value: str | None) -> None:
         _secrets.update(new)
         ordered = sorted(_secrets, key=len, reverse=True)
         _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        active = True
 
 
 def clear() -> None:
     """Forget every registered secret (tests)."""
-    global _pattern
+    global _pattern, active
     with _lock:
         _secrets.clear()
         _pattern = None
+        active = False
 
 
 def redact_text(text: str) -> str:

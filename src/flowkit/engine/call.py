@@ -188,7 +188,7 @@ class ItemCalls:
         times per step and item without building an `Outcome` first)."""
         if error is not None:
             error = redact.redact_text(error)
-        if output is not None and redact.has_secrets():
+        if output is not None and redact.active:
             masked = redact.redact(output)
             if masked != output and status is StepStatus.OK:
                 # the stored output lost a secret: a resumed item must not render the mask
@@ -251,7 +251,9 @@ class ItemCalls:
             if not (record.error == MASKED_OUTPUT and not plan.is_write):
                 if record.error == MASKED_OUTPUT:
                     self.masked.add(step_key.split("[", 1)[0])
-                return Outcome(record.status, record.output, None, None, None, record.attempts)
+                return _record(
+                    Outcome, (record.status, record.output, None, None, None, record.attempts)
+                )
             record = None
         rendered = plan.render(ctx)
         if self.masked and redact.MASK in jsontext.canonical(rendered):
@@ -368,7 +370,10 @@ class ItemCalls:
             output, attempts = retried  # type: ignore[misc]
         if crashpoints.active:
             crashpoints.reached("after_send")
-        output = to_plain(output)
+        if isinstance(output, BaseModel):  # `to_plain`, without the call
+            output = type(output).__pydantic_serializer__.to_python(
+                output, mode="json", by_alias=True
+            )
         if not scope.dry_run:
             key = send.call.idempotency_key if is_write else None
             self.journal_step(
@@ -379,7 +384,7 @@ class ItemCalls:
                 crashpoints.reached("after_journal")
         if scope.listener is not ignore:
             self.emit("step", step=send.step_key, status="ok", data={"attempts": attempts})
-        return Outcome(StepStatus.OK, output, None, None, None, attempts)
+        return _record(Outcome, (StepStatus.OK, output, None, None, None, attempts))
 
     async def retry(
         self, send: Send, first: Exception, started: float

@@ -272,7 +272,15 @@ class ItemRun(ItemCalls):
         when it failed (`finish_failed`, which runs the failure hooks, waits). Synchronous:
         most items end done, and a coroutine more per item costs more than the check."""
         scope = self.scope
-        statuses: dict[str, str] = {}
+        journal = scope.journal
+        assert journal is not None
+        if self.all_ok:  # every step succeeded (most items)
+            self._queued(
+                journal.enqueue_item(scope.name, self.key, ItemStatus.DONE, scope.clock.now())
+            )
+            statuses = dict.fromkeys(self.outcomes, StepStatus.OK._value_)
+            return self.finished(ItemResult(self.key, ItemStatus.DONE, None, None, statuses))
+        statuses = {}
         waiting: list[float | None] = []
         for k, o in self.outcomes.items():
             status = o.status
@@ -284,8 +292,6 @@ class ItemRun(ItemCalls):
             ):
                 return None
         now = scope.clock.now()
-        journal = scope.journal
-        assert journal is not None
         if waiting:
             wake_at = min(w for w in waiting if w is not None)
             self._queued(

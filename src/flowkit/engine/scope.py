@@ -9,16 +9,17 @@ coroutine go on in the task that awaits it.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import types
 from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
 from flowkit import jsontext
-from flowkit.connectors.base import CallContext, no_debug, short_digest
+from flowkit.connectors.base import CallContext, no_debug
 from flowkit.engine.clock import Clock
 from flowkit.engine.connections import Bound, Connections
 from flowkit.engine.events import Listener
@@ -143,8 +144,10 @@ class StepPlan:
     direct: bool  # no connection limit and no timeout: call the action as it is
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """What a step came to. A named tuple: the engine builds one per step and item, with
+    `make_tuple` on the hot path (no Python-level constructor)."""
+
     status: StepStatus
     output: Any = None
     error: str | None = None
@@ -212,8 +215,14 @@ make_tuple = tuple.__new__
 
 
 def fingerprint(data: Any) -> str:
-    """A short hash of a request's canonical JSON, to detect an edited request on resume."""
-    return short_digest(jsontext.canonical(data))
+    """A short hash of a request's canonical JSON, to detect an edited request on resume:
+    `short_digest(jsontext.canonical(data))`, the digest taken here (a call less per step)."""
+    digest = _SHA256.copy()
+    digest.update(jsontext.canonical(data).encode())
+    return digest.hexdigest()[:32]
+
+
+_SHA256 = hashlib.sha256()  # copied for every digest, as `short_digest` does
 
 
 def to_plain(value: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 
 from flowkit.errors import ExpressionError
 from flowkit.expressions.lexer import ExpressionSyntaxError, tokenize
-from flowkit.expressions.nodes import Node
+from flowkit.expressions.nodes import KeyPath, Node
 from flowkit.expressions.parser import Parser, Reference
 from flowkit.expressions.values import EvalError, to_text
 
@@ -189,8 +189,13 @@ def compile_value(value: Any) -> Render:
         if "${{" not in value:
             return lambda _ctx: value
         template = compile_template(value)
+        single = template._single
+        if single is None:
+            return template.render
         # a lone expression renders to its own value: call it without `render` in between
-        return template._single.evaluate if template._single is not None else template.render
+        if type(single.node) is KeyPath:
+            return _reader(single, single.node)
+        return single.evaluate
     if t is dict or (not isinstance(value, str) and isinstance(value, Mapping)):
         pairs = tuple((k, compile_value(item)) for k, item in value.items())
         # Small mappings (most `with:` blocks) are built by one expression: a comprehension
@@ -208,6 +213,26 @@ def compile_value(value: Any) -> Render:
     if isinstance(value, str):
         return compile_value(str(value))
     return lambda _ctx: value
+
+
+def _reader(expression: Expression, node: KeyPath) -> Render:
+    """`expression.evaluate` for a lone `item.id`-style reference, in one call: the keys are
+    read here while the data is plain dicts; anything else (a missing name, a list on the
+    way) is evaluated by `expression` itself, with its errors."""
+    name, keys = node.name, node.steps
+
+    def read(ctx: Mapping[str, Any]) -> Any:
+        cur = ctx.get(name, _ABSENT)
+        for key in keys:
+            if type(cur) is not dict:
+                return expression.evaluate(ctx)
+            cur = cur.get(key)
+        return cur
+
+    return read
+
+
+_ABSENT = object()
 
 
 def _collect(value: Any, path: tuple[str | int, ...], out: list[Any]) -> None:
