@@ -58,8 +58,8 @@ class ItemRun(ItemCalls):
             if blocked or len(done) != len(self.outcomes):
                 break
             if plain:
-                short = scope.plain_wave(index)
-                outcomes = await self.run_plain(short) if short is not None else None
+                short = scope.plain[index] or scope.plain_wave(index)
+                outcomes = await self.run_plain(short) if short else None
                 if outcomes is not None:
                     blocked = self.record_outcomes(wave, outcomes, done)
                     plain = len(done) == len(self.outcomes) and self.all_ok

@@ -18,16 +18,41 @@ _UNPREFIXED = re.compile(r"(?<![$])\{\{.*?\}\}", re.DOTALL)
 _SHOWN = 80  # characters of an expression quoted in a message
 
 
+Render = Callable[[Mapping[str, Any]], Any]
+
+
+def _reader(expression: Expression, node: KeyPath) -> Render:
+    """`expression.evaluate` for a lone `item.id`-style reference, in one call: the keys are
+    read here while the data is plain dicts; anything else (a missing name, a list on the
+    way) is evaluated by `expression` itself, with its errors."""
+    name, keys = node.name, node.steps
+
+    def read(ctx: Mapping[str, Any]) -> Any:
+        cur = ctx.get(name, _ABSENT)
+        for key in keys:
+            if type(cur) is not dict:
+                return expression.evaluate(ctx)
+            cur = cur.get(key)
+        return cur
+
+    return read
+
+
+_ABSENT = object()
+
+
 class Expression:
     """One compiled expression; `text` is its source as quoted in error messages."""
 
-    __slots__ = ("node", "offset", "references", "text")
+    __slots__ = ("node", "offset", "read", "references", "text")
 
     def __init__(self, node: Node, text: str, offset: int, references: list[Reference]) -> None:
         self.node = node
         self.text = text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
         self.offset = offset
         self.references = tuple(sorted(references, key=lambda r: r.offset))
+        # `evaluate`, in one call for an `item.id`-style reference (most expressions)
+        self.read: Render = _reader(self, node) if type(node) is KeyPath else self.evaluate
 
     def evaluate(self, ctx: Mapping[str, Any]) -> Any:
         """The native value of the expression; raises ExpressionError."""
@@ -84,7 +109,7 @@ class Template:
     def render(self, ctx: Mapping[str, Any]) -> Any:
         """The native value for a single expression, else the text with values filled in."""
         if self._single is not None:
-            return self._single.evaluate(ctx)
+            return self._single.read(ctx)
         if self._const is not None:
             return self._const
         out: list[str] = []
@@ -92,7 +117,7 @@ class Template:
             if type(part) is str:
                 out.append(part)
             else:
-                value = part.evaluate(ctx)  # type: ignore[union-attr]
+                value = part.read(ctx)  # type: ignore[union-attr]
                 out.append(value if type(value) is str else _text(part, value))  # type: ignore[arg-type]
         return "".join(out)
 
@@ -174,9 +199,6 @@ def render_value(value: Any, ctx: Mapping[str, Any]) -> Any:
     return value
 
 
-Render = Callable[[Mapping[str, Any]], Any]
-
-
 def compile_value(value: Any) -> Render:
     """`render_value` compiled: a function of the context that renders `value` the same way.
 
@@ -190,12 +212,8 @@ def compile_value(value: Any) -> Render:
             return lambda _ctx: value
         template = compile_template(value)
         single = template._single
-        if single is None:
-            return template.render
         # a lone expression renders to its own value: call it without `render` in between
-        if type(single.node) is KeyPath:
-            return _reader(single, single.node)
-        return single.evaluate
+        return template.render if single is None else single.read
     if t is dict or (not isinstance(value, str) and isinstance(value, Mapping)):
         pairs = tuple((k, compile_value(item)) for k, item in value.items())
         # Small mappings (most `with:` blocks) are built by one expression: a comprehension
@@ -213,26 +231,6 @@ def compile_value(value: Any) -> Render:
     if isinstance(value, str):
         return compile_value(str(value))
     return lambda _ctx: value
-
-
-def _reader(expression: Expression, node: KeyPath) -> Render:
-    """`expression.evaluate` for a lone `item.id`-style reference, in one call: the keys are
-    read here while the data is plain dicts; anything else (a missing name, a list on the
-    way) is evaluated by `expression` itself, with its errors."""
-    name, keys = node.name, node.steps
-
-    def read(ctx: Mapping[str, Any]) -> Any:
-        cur = ctx.get(name, _ABSENT)
-        for key in keys:
-            if type(cur) is not dict:
-                return expression.evaluate(ctx)
-            cur = cur.get(key)
-        return cur
-
-    return read
-
-
-_ABSENT = object()
 
 
 def _collect(value: Any, path: tuple[str | int, ...], out: list[Any]) -> None:
