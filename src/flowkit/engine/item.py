@@ -235,7 +235,13 @@ class ItemRun(ItemCalls):
             sends.append(Send(step, step_id, plan, data, call, fp, False, plan.is_write))
         if wave.settles and self.pending:
             await self.settle(sends)
-        return await self.send_all(sends)
+        if len(sends) > 1:
+            return await self.send_all(sends)
+        send = sends[0]  # `send_all` of one send, without its frame
+        try:
+            return [await self.send(send)]
+        except (StepError, ExpressionError, PluginError) as exc:
+            return [self.step_failed(send.step_key, exc)]
 
     async def mixed_wave(self, prepared: list[Outcome | Send], sends: list[Send]) -> list[Outcome]:
         """A wave with writes to settle and reads beside them: the reads start at once, in
