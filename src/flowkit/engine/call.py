@@ -186,8 +186,7 @@ class ItemCalls:
     ) -> None:
         """`put`'s work, from the outcome's fields (positional: the hot path calls it three
         times per step and item without building an `Outcome` first)."""
-        if error is not None:
-            error = redact.redact_text(error)
+        error = redact.redact_text(error) if error else None
         if output is not None and redact.active:
             masked = redact.redact(output)
             if masked != output and status is StepStatus.OK:
