@@ -7,6 +7,18 @@ short one. So item 1 of each run below is the general path's reference for the o
 
 from __future__ import annotations
 
+from typing import Any
+
+from flowkit.connectors.base import (
+    Action,
+    CallContext,
+    Connector,
+    Effect,
+    Idempotency,
+    Input,
+    Output,
+)
+from flowkit.connectors.registry import Registry
 from flowkit.state.base import StepRecord, StepStatus
 
 from .conftest import Harness
@@ -106,3 +118,69 @@ async def test_a_wave_whose_input_fails_goes_to_the_general_path_untouched(
         await store.close()
     sent = [e for e in harness.steps("ok") if e.step == "good"]
     assert len(sent) == 3  # one send per item, none repeated by the fallback
+
+
+class BoomInput(Input):
+    n: int = 0
+
+
+class Boom(Action[BoomInput, Output]):
+    """A connector bug: raises something that is not a ConnectorError."""
+
+    name = "boom"
+    effect = Effect.WRITE
+    idempotency = Idempotency.HEADER
+    Input = BoomInput
+    Output = Output
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def run(self, session: Any, input: BoomInput, call: CallContext) -> Output:
+        self.calls += 1
+        raise RuntimeError(f"boom {input.n}")
+
+
+CRASHING = """\
+flowkit: 1
+name: crashing
+trigger:
+  use: noop.read
+  with: {items: 3}
+  key: ${{ item.id }}
+steps:
+  - id: first
+    use: noop.write
+    with: {data: {n: "${{ item.n }}"}}
+  - id: bang
+    use: bug.boom
+    with: {n: "${{ item.n }}"}
+    needs: [first]
+"""
+
+
+async def test_a_connector_that_crashes_fails_its_step_once_with_the_traceback_in_debug(
+    harness: Harness,
+) -> None:
+    """An exception that is not a ConnectorError is a bug in the connector: the step fails
+    at once (never retried, even with a retry policy), says which exception, and the
+    traceback goes to the debug output only. Item 1 runs on the general path, items 2 and 3
+    on the short one."""
+    boom = Boom()
+    registry = Registry(extra={"bug": Connector("bug", actions=[boom])})
+    debug: list[str] = []
+    summary = await harness.run(harness.recipe(CRASHING), registry=registry, debug=debug.append)
+    assert (summary.done, summary.failed) == (0, 3), summary.as_dict()
+    for n, error in enumerate(summary.errors, start=1):
+        assert f"step bang: bug.boom crashed: RuntimeError: boom {n}" in error, error
+    assert boom.calls == 3  # one call per item: a crash is not retried
+    assert len(debug) == 3 and all("RuntimeError: boom" in text for text in debug), debug
+    store = await harness.store()
+    try:
+        for n in range(1, 4):
+            journal = await store.get_steps("crashing", f"item-{n}")
+            assert journal["first"].status is StepStatus.OK
+            assert journal["bang"].status is StepStatus.FAILED
+            assert journal["bang"].attempts == 1
+    finally:
+        await store.close()
