@@ -277,9 +277,7 @@ def idempotency_key(recipe: str, item_key: str, step: str) -> str:
 
     The value must never change between versions: a run after an upgrade must send a write
     that an older run may have sent under the same key (`test_idempotency_key_is_stable`)."""
-    digest = _SHA256.copy()  # short_digest's work, without the call (three per item)
-    digest.update(f"{recipe}\x1f{item_key}\x1f{step}".encode())
-    return "fk-" + digest.hexdigest()[:32]
+    return "fk-" + short_digest(f"{recipe}\x1f{item_key}\x1f{step}")
 
 
 def simulate_output(model: type[BaseModel], seed: str) -> BaseModel:

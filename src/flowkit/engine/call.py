@@ -44,9 +44,9 @@ from flowkit.engine.scope import (
     StepError,
     StepPlan,
     fingerprint,
+    make_tuple,
     to_plain,
 )
-from flowkit.engine.scope import make_tuple as _record
 from flowkit.errors import ConnectorError, ErrorKind, FlowkitError
 from flowkit.expressions.template import compile_value
 from flowkit.recipe.models import Step
@@ -195,7 +195,7 @@ class ItemCalls:
             output = masked
         scope = self.scope
         batch = scope.journal.enqueue(  # type: ignore[union-attr]
-            _record(
+            make_tuple(
                 StepWrite,
                 (
                     scope.name,
@@ -250,7 +250,7 @@ class ItemCalls:
             if not (record.error == MASKED_OUTPUT and not plan.is_write):
                 if record.error == MASKED_OUTPUT:
                     self.masked.add(step_key.split("[", 1)[0])
-                return _record(
+                return make_tuple(
                     Outcome, (record.status, record.output, None, None, None, record.attempts)
                 )
             record = None
@@ -273,7 +273,7 @@ class ItemCalls:
         scope = self.scope
         recipe = scope.name
         key = idempotency_key(recipe, self.key, step_key)
-        call = _record(CallContext, (key, recipe, step_key, self.key, 1))
+        call = make_tuple(CallContext, (key, recipe, step_key, self.key, 1))
         is_write = plan.is_write
         if scope.dry_run and (is_write or scope.offline):
             return Send(step, step_key, plan, data, call, None, True, False)
@@ -369,10 +369,7 @@ class ItemCalls:
             output, attempts = retried  # type: ignore[misc]
         if crashpoints.active:
             crashpoints.reached("after_send")
-        if isinstance(output, BaseModel):  # `to_plain`, without the call
-            output = type(output).__pydantic_serializer__.to_python(
-                output, mode="json", by_alias=True
-            )
+        output = to_plain(output)
         if not scope.dry_run:
             key = send.call.idempotency_key if is_write else None
             self.journal_step(
@@ -383,7 +380,7 @@ class ItemCalls:
                 crashpoints.reached("after_journal")
         if scope.listener is not ignore:
             self.emit("step", step=send.step_key, status="ok", data={"attempts": attempts})
-        return _record(Outcome, (StepStatus.OK, output, None, None, None, attempts))
+        return make_tuple(Outcome, (StepStatus.OK, output, None, None, None, attempts))
 
     async def retry(
         self, send: Send, first: Exception, started: float

@@ -9,7 +9,6 @@ coroutine go on in the task that awaits it.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import types
 from collections.abc import Callable, Coroutine, Generator
@@ -19,7 +18,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 from pydantic import BaseModel
 
 from flowkit import jsontext
-from flowkit.connectors.base import CallContext, no_debug
+from flowkit.connectors.base import CallContext, no_debug, short_digest
 from flowkit.engine.clock import Clock
 from flowkit.engine.connections import Bound, Connections
 from flowkit.engine.events import Listener
@@ -215,14 +214,8 @@ make_tuple = tuple.__new__
 
 
 def fingerprint(data: Any) -> str:
-    """A short hash of a request's canonical JSON, to detect an edited request on resume:
-    `short_digest(jsontext.canonical(data))`, the digest taken here (a call less per step)."""
-    digest = _SHA256.copy()
-    digest.update(jsontext.canonical(data).encode())
-    return digest.hexdigest()[:32]
-
-
-_SHA256 = hashlib.sha256()  # copied for every digest, as `short_digest` does
+    """A short hash of a request's canonical JSON, to detect an edited request on resume."""
+    return short_digest(jsontext.canonical(data))
 
 
 def to_plain(value: Any) -> Any:
