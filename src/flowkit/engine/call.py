@@ -270,6 +270,20 @@ class ItemCalls:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "with"
             raise StepError(f"input {where}: {first['msg']}") from None
+        return self.to_send(step, plan, step_key, rendered, data, record)
+
+    def to_send(
+        self,
+        step: Step,
+        plan: StepPlan,
+        step_key: str,
+        rendered: Any,
+        data: BaseModel,
+        record: StepRecord | None,
+    ) -> Outcome | Send:
+        """`prepare`'s end, from the rendered and validated input: derive the key, check what
+        an earlier run left unfinished (`record`), and queue the intent of a write. Also the
+        end of `ItemRun.run_plain`, which validates a wave's inputs itself."""
         scope = self.scope
         recipe = scope.name
         key = idempotency_key(recipe, self.key, step_key)

@@ -9,7 +9,6 @@ import asyncio
 from typing import Any
 
 from flowkit import redact
-from flowkit.connectors.base import CallContext, idempotency_key
 from flowkit.engine.call import ItemCalls
 from flowkit.engine.events import ignore
 from flowkit.engine.scope import (
@@ -20,8 +19,6 @@ from flowkit.engine.scope import (
     PlainWave,
     Send,
     StepError,
-    fingerprint,
-    make_tuple,
     resume,
 )
 from flowkit.errors import ConnectorError, ErrorKind, ExpressionError, PluginError
@@ -211,8 +208,9 @@ class ItemRun(ItemCalls):
         input fails to render or validate: `run_wave` then reports it as it does.
 
         The steps' inputs are all rendered and validated before anything is journaled, so
-        the general path can take over without a trace; from there on it is the same
-        intents, the same settle and the same sends (`send_all`) as `run_wave`'s."""
+        the general path can take over without a trace; from there on it is `prepare`'s own
+        end (`to_send`: key, intent, Send), the same settle and the same sends (`send_all`)
+        as `run_wave`'s."""
         ctx = self.context()
         inputs = []
         try:
@@ -221,18 +219,10 @@ class ItemRun(ItemCalls):
                 inputs.append((rendered, plan.validate(rendered)))
         except Exception:  # the general path renders the wave again and says what failed
             return None
-        scope = self.scope
-        recipe, item = scope.name, self.key
         sends: list[Send] = []
         for (step_id, step, plan), (rendered, data) in zip(wave.entries, inputs, strict=True):
-            key = idempotency_key(recipe, item, step_id)
-            fp = None
-            if plan.is_write:
-                fp = fingerprint(rendered)
-                if plan.intent:
-                    self.journal_step(step_id, StepStatus.STARTED, None, 0, None, None, key, fp)
-            call = make_tuple(CallContext, (key, recipe, step_id, item, 1))
-            sends.append(Send(step, step_id, plan, data, call, fp, False, plan.is_write))
+            # no record and no dry run: a Send, its intent queued
+            sends.append(self.to_send(step, plan, step_id, rendered, data, None))  # type: ignore[arg-type]
         if wave.settles and self.pending:
             await self.settle(sends)
         if len(sends) > 1:
