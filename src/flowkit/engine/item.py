@@ -55,11 +55,11 @@ class ItemRun(ItemCalls):
             if blocked or len(done) != len(self.outcomes):
                 break
             if plain:
-                short = scope.plain[index] or scope.plain_wave(index)
-                outcomes = await self.run_plain(short) if short else None
+                short = scope.plain_wave(index)
+                outcomes = await self.run_plain(short) if short is not None else None
                 if outcomes is not None:
                     blocked = self.record_outcomes(wave, outcomes, done)
-                    plain = len(done) == len(self.outcomes) and self.all_ok
+                    plain = self.all_ok
                     continue
                 plain = False
             blocked = await self.run_ready(wave, done)
@@ -270,23 +270,17 @@ class ItemRun(ItemCalls):
         scope = self.scope
         journal = scope.journal
         assert journal is not None
-        if self.all_ok:  # every step succeeded (most items)
-            self._queued(
-                journal.enqueue_item(scope.name, self.key, ItemStatus.DONE, scope.clock.now())
-            )
-            statuses = dict.fromkeys(self.outcomes, StepStatus.OK._value_)
-            return self.finished(ItemResult(self.key, ItemStatus.DONE, None, None, statuses))
-        statuses = {}
         waiting: list[float | None] = []
-        for k, o in self.outcomes.items():
-            status = o.status
-            statuses[k] = status._value_
-            if status is StepStatus.WAITING:
-                waiting.append(o.wake_at)
-            elif status is StepStatus.UNKNOWN or (
-                status is StepStatus.FAILED and scope.by_id[k].on_error is OnError.FAIL
-            ):
-                return None
+        if self.all_ok:  # every step succeeded (most items): nothing to look for
+            statuses = dict.fromkeys(self.outcomes, StepStatus.OK._value_)
+        else:
+            statuses = {}
+            for k, o in self.outcomes.items():
+                statuses[k] = o.status._value_
+                if o.status is StepStatus.WAITING:
+                    waiting.append(o.wake_at)
+                elif self.fails_item(k, o):
+                    return None
         now = scope.clock.now()
         if waiting:
             wake_at = min(w for w in waiting if w is not None)
@@ -299,17 +293,20 @@ class ItemRun(ItemCalls):
             result = ItemResult(self.key, ItemStatus.DONE, None, None, statuses)
         return self.finished(result)
 
+    def fails_item(self, step_id: str, outcome: Outcome) -> bool:
+        """Whether this step's outcome fails its item: unknown, or failed with
+        `on_error: fail`."""
+        status = outcome.status
+        return status is StepStatus.UNKNOWN or (
+            status is StepStatus.FAILED and self.scope.by_id[step_id].on_error is OnError.FAIL
+        )
+
     async def finish_failed(self) -> ItemResult:
         """`finish` for an item that failed: its first step that fails the item (in step
         order) is its error; the failure hooks run."""
         scope = self.scope
         statuses = {k: o.status._value_ for k, o in self.outcomes.items()}
-        step_id, outcome = next(
-            (k, o)
-            for k, o in self.outcomes.items()
-            if o.status is StepStatus.UNKNOWN
-            or (o.status is StepStatus.FAILED and scope.by_id[k].on_error is OnError.FAIL)
-        )
+        step_id, outcome = next((k, o) for k, o in self.outcomes.items() if self.fails_item(k, o))
         error = f"step {step_id}: {outcome.error}"
         self._queued(
             scope.journal.enqueue_item(  # type: ignore[union-attr]

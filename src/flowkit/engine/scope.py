@@ -88,7 +88,6 @@ class PlainWave:
     `for_each`, all writes or all reads, in a real run. `ItemRun.run_plain` runs it for an
     item with nothing journaled without the general path's checks."""
 
-    steps: tuple[Step, ...]
     entries: tuple[tuple[str, Step, StepPlan], ...]  # step id, step, its bound plan
     settles: bool  # writes: their intents (and what they depend on) are settled first
 
@@ -110,7 +109,7 @@ def _plain(
     writes = sum(1 for _, _, p in entries if p.is_write)
     if writes not in (0, len(entries)):  # reads beside writes: `ItemRun.mixed_wave`
         return False
-    return PlainWave(steps, entries, writes > 0)
+    return PlainWave(entries, writes > 0)
 
 
 def _waves(graph: StepGraph) -> list[list[str]]:
