@@ -203,12 +203,14 @@ class Path(Access):
     """`name.a.b[0]`: a context name followed by constant keys and indexes only (the common
     case), evaluated in one loop without calls while the data is plain dicts."""
 
-    __slots__ = ("name", "steps")
+    __slots__ = ("keys_only", "name", "steps")
 
     def __init__(self, base: Root, ops: Sequence[Op]) -> None:
         super().__init__(base, ops)
         self.name = base.name
         self.steps = tuple(op[1] for op in self.ops)
+        # `item.id`, `steps.fetch.output.id`: most references (`Expression.read` reads them)
+        self.keys_only = all(op[0] == KEY and type(op[1]) is str for op in self.ops)
 
     def eval(self, ctx: Context) -> Any:
         try:
@@ -221,33 +223,6 @@ class Path(Access):
             else:
                 return walk(cur, self.ops, i, ctx)
         return cur
-
-
-class KeyPath(Path):
-    """A `Path` of constant keys only (`item.id`, `steps.fetch.output.id`): most references
-    in recipes. One comparison and one `dict.get` per key while the data is plain dicts; any
-    other value on the way is walked again from the root, with `walk`'s errors."""
-
-    __slots__ = ()
-
-    def eval(self, ctx: Context) -> Any:
-        try:
-            cur = ctx[self.name]
-        except KeyError:
-            return self.base.eval(ctx)  # raises the "not available" error
-        for key in self.steps:
-            if type(cur) is not dict:
-                return walk(ctx[self.name], self.ops, 0, ctx)
-            cur = cur.get(key)
-        return cur
-
-
-def path(base: Root, ops: Sequence[Op]) -> Path:
-    """The `Path` node for a context name and constant accesses (a `KeyPath` when they are
-    all keys)."""
-    if all(op[0] == KEY and type(op[1]) is str for op in ops):
-        return KeyPath(base, ops)
-    return Path(base, ops)
 
 
 class Not(Node):

@@ -297,7 +297,7 @@ class Parser:
         if not ops:
             return base
         if isinstance(base, n.Root) and all(op[0] in (n.KEY, n.INDEX) for op in ops):
-            return self.checked(n.path(base, ops), first)
+            return self.checked(n.Path(base, ops), first)
         return self.checked(n.Access(base, ops), first)
 
     def index_op(self, index: n.Node, before: n.Span, op_text: str, tok: Token) -> n.Op:

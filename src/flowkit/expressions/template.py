@@ -9,7 +9,7 @@ from typing import Any
 
 from flowkit.errors import ExpressionError
 from flowkit.expressions.lexer import ExpressionSyntaxError, tokenize
-from flowkit.expressions.nodes import KeyPath, Node
+from flowkit.expressions.nodes import Node, Path
 from flowkit.expressions.parser import Parser, Reference
 from flowkit.expressions.values import EvalError, to_text
 
@@ -21,7 +21,7 @@ _SHOWN = 80  # characters of an expression quoted in a message
 Render = Callable[[Mapping[str, Any]], Any]
 
 
-def _reader(expression: Expression, node: KeyPath) -> Render:
+def _reader(expression: Expression, node: Path) -> Render:
     """`expression.evaluate` for a lone `item.id`-style reference, in one call: the keys are
     read here while the data is plain dicts; anything else (a missing name, a list on the
     way) is evaluated by `expression` itself, with its errors."""
@@ -52,7 +52,9 @@ class Expression:
         self.offset = offset
         self.references = tuple(sorted(references, key=lambda r: r.offset))
         # `evaluate`, in one call for an `item.id`-style reference (most expressions)
-        self.read: Render = _reader(self, node) if type(node) is KeyPath else self.evaluate
+        self.read: Render = self.evaluate
+        if isinstance(node, Path) and node.keys_only:
+            self.read = _reader(self, node)
 
     def evaluate(self, ctx: Mapping[str, Any]) -> Any:
         """The native value of the expression; raises ExpressionError."""
