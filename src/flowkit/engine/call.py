@@ -213,9 +213,7 @@ class ItemCalls:
                 ),
             )
         )
-        pending = self.pending
-        if not pending or pending[-1] is not batch:  # a tick's changes share one future
-            pending.append(batch)
+        self._queued(batch)
 
     # the call ---------------------------------------------------------------------------
     async def call(
