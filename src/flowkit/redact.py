@@ -79,4 +79,4 @@ def redact(value: Any) -> Any:
 
 
 def has_secrets() -> bool:
-    return _pattern is not None
+    return active
